@@ -1,0 +1,1 @@
+"""TFDS-backed ExampleGen for image segmentation datasets (component, executor, driver, sources)."""

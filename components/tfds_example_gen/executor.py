@@ -1,0 +1,247 @@
+"""TfdsExampleGen's executor: reads TFDS splits through Beam and writes validated tf.Examples.
+
+TFX's `BaseExampleGenExecutor` does the split bookkeeping and writes gzipped TFRecords; this module
+adds what is TFDS-specific: preparing the source (`sources.prepare_builder`), reading a split or a
+TFDS slice such as `train[:90%]` with `tfds.beam.ReadFromTFDS`, checking every image/mask pair,
+renaming the dataset's image and mask features to the canonical keys, and recording on the output
+artifact the dataset, its version and the example counts. A corrupt pair is logged by file name,
+counted and skipped; too many of them fail the run with the counts.
+"""
+
+import io
+import json
+import logging
+import tempfile
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image, UnidentifiedImageError
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.tfds_example_gen import sources
+from modules import keys
+
+DATASET_KEY = 'dataset'
+DATA_DIR_KEY = 'data_dir'
+SOURCE_DIR_KEY = 'source_dir'
+IMAGE_FEATURE_KEY = 'image_feature'
+MASK_FEATURE_KEY = 'mask_feature'
+MAX_SKIPPED_FRACTION_KEY = 'max_skipped_fraction'
+
+# The base executor hands `exec_properties` to the per-split PTransform; the prepared builder
+# travels the same way (the base class passes `_beam_pipeline_args` like this too).
+_BUILDER_KEY = '_tfds_builder'
+_METRICS_NAMESPACE = 'TfdsExampleGen'
+_IMAGE_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP')  # what tf.io.decode_image reads in preprocessing
+_MASK_MODES = ('L', 'P', '1', 'I', 'I;16')
+
+
+def check_image_and_mask(image: bytes, mask: bytes) -> Optional[str]:
+    """Says what is wrong with an encoded image/mask pair, or None when it can be trained on.
+
+    Args:
+      image: encoded image bytes.
+      mask: encoded single-channel mask bytes.
+
+    Returns:
+      A short reason such as 'image is truncated', or None.
+    """
+    decoded = {}
+    for role, data in (('image', image), ('mask', mask)):
+        if not data:
+            return f'{role} is empty'
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                picture_format = picture.format
+                picture.load()
+                decoded[role] = (picture_format, picture.mode, picture.size)
+        except UnidentifiedImageError:
+            return f'{role} is not an image file'
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... for damaged files.
+            return f'{role} is truncated' if 'truncated' in str(e) else f'{role} cannot be decoded ({e})'
+    if decoded['image'][0] not in _IMAGE_FORMATS:
+        return f'image format {decoded["image"][0]} is not one of {", ".join(_IMAGE_FORMATS)}'
+    if decoded['mask'][1] not in _MASK_MODES:
+        return f'mask has mode {decoded["mask"][1]}, expected a single-channel image'
+    if decoded['image'][2] != decoded['mask'][2]:
+        return f'mask size {decoded["mask"][2]} differs from image size {decoded["image"][2]}'
+    return None
+
+
+def _to_feature(value: Any) -> Optional[tf.train.Feature]:
+    array = np.asarray(value)
+    if array.dtype.kind in 'SUO':
+        values = [v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()]
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    if array.dtype.kind in 'iub':
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=array.ravel().astype(np.int64)))
+    if array.dtype.kind == 'f':
+        return tf.train.Feature(float_list=tf.train.FloatList(value=array.ravel()))
+    return None
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = '') -> Iterator[tuple]:
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f'{prefix}{key}/')
+        else:
+            yield f'{prefix}{key}', value
+
+
+def to_example(record: Mapping[str, Any], image_feature: str, mask_feature: str) -> tf.train.Example:
+    """Converts one TFDS record (images still encoded) to a tf.Example with the canonical keys.
+
+    Args:
+      record: TFDS example as numpy values; nested feature dicts become `parent/child` keys.
+      image_feature: the dataset's image feature, written as `keys.IMAGE_KEY`.
+      mask_feature: the dataset's mask feature, written as `keys.MASK_KEY`.
+
+    Returns:
+      The tf.Example.
+    """
+    renames = {image_feature: keys.IMAGE_KEY, mask_feature: keys.MASK_KEY}
+    example = tf.train.Example()
+    for key, value in _flatten(record):
+        feature = _to_feature(value)
+        if feature is not None:
+            example.features.feature[renames.get(key, key)].CopyFrom(feature)
+    return example
+
+
+class _CheckAndConvert(beam.DoFn):
+    """Skips (and counts) unusable image/mask pairs and converts the rest to tf.Examples."""
+
+    def __init__(self, image_feature: str, mask_feature: str, split_pattern: str):
+        self._image_feature = image_feature
+        self._mask_feature = mask_feature
+        self._split_pattern = split_pattern
+        self._written = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, f'written:{split_pattern}')
+        self._skipped = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, f'skipped:{split_pattern}')
+
+    def process(self, record: Dict[str, Any]) -> Iterator[tf.train.Example]:
+        record = tf.nest.map_structure(lambda value: value.numpy(), record)  # ReadFromTFDS yields eager tensors
+        problem = check_image_and_mask(record[self._image_feature], record[self._mask_feature])
+        if problem:
+            name = record.get(keys.FILE_NAME_KEY, b'<unnamed>')
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            logging.warning('TfdsExampleGen skips %s in split %s: %s.', name, self._split_pattern, problem)
+            self._skipped.inc()
+            return
+        self._written.inc()
+        yield to_example(record, self._image_feature, self._mask_feature)
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+def ReadTfdsExamples(pipeline: beam.Pipeline, builder: tfds.core.DatasetBuilder, split: str,  # pylint: disable=invalid-name
+                     image_feature: str, mask_feature: str) -> beam.pvalue.PCollection:
+    """Reads a TFDS split or slice as tf.Examples, skipping unusable image/mask pairs.
+
+    Args:
+      pipeline: the Beam pipeline.
+      builder: a prepared TFDS builder.
+      split: TFDS split or slice, e.g. `train[:90%]`.
+      image_feature: the dataset's image feature, written as `keys.IMAGE_KEY`.
+      mask_feature: the dataset's mask feature, written as `keys.MASK_KEY`.
+
+    Returns:
+      PCollection of tf.train.Example.
+    """
+    keep_encoded = {name: tfds.decode.SkipDecoding() for name, feature in builder.info.features.items()
+                    if isinstance(feature, tfds.features.Image)}
+    return (pipeline
+            | 'ReadFromTFDS' >> tfds.beam.ReadFromTFDS(builder, split, decoders=keep_encoded)
+            | 'CheckAndConvert' >> beam.ParDo(_CheckAndConvert(image_feature, mask_feature, split)))
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+def _ExecPropertiesToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  # pylint: disable=invalid-name
+                             split_pattern: str) -> beam.pvalue.PCollection:
+    return pipeline | ReadTfdsExamples(exec_properties[_BUILDER_KEY], split_pattern,
+                                       exec_properties[IMAGE_FEATURE_KEY], exec_properties[MASK_FEATURE_KEY])
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+    """Writes the configured TFDS splits as gzipped tf.Example TFRecords."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _ExecPropertiesToExample
+
+    def _make_beam_pipeline(self) -> beam.Pipeline:
+        # Kept so that Do can read the counters once the base class has run the pipeline.
+        self._last_pipeline = super()._make_beam_pipeline()
+        return self._last_pipeline
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        tfds.display_progress_bar(False)
+        with tempfile.TemporaryDirectory(prefix='tfds_example_gen_') as work_dir:
+            prepared = sources.prepare_builder(
+                exec_properties[DATASET_KEY], exec_properties.get(DATA_DIR_KEY) or None,
+                exec_properties.get(SOURCE_DIR_KEY) or None, work_dir)
+            builder = prepared.builder
+            sources.check_features(builder, exec_properties[IMAGE_FEATURE_KEY], exec_properties[MASK_FEATURE_KEY])
+            _check_splits(builder, [split.pattern for split in input_config.splits])
+            super().Do(input_dict, output_dict, {**exec_properties, _BUILDER_KEY: builder})
+        written, skipped = self._split_counts(input_config)
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        _record_on_artifact(examples, builder, written, skipped, prepared.missing_files)
+        _check_skipped_fraction(written, skipped, float(exec_properties[MAX_SKIPPED_FRACTION_KEY]))
+
+    def _split_counts(self, input_config: example_gen_pb2.Input):
+        counters = self._last_pipeline.result.metrics().query(
+            beam.metrics.MetricsFilter().with_namespace(_METRICS_NAMESPACE))['counters']
+        totals = {}
+        for counter in counters:
+            value = counter.committed if counter.committed is not None else counter.attempted
+            totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + value
+        written = {s.name: totals.get(f'written:{s.pattern}', 0) for s in input_config.splits}
+        skipped = {s.name: totals.get(f'skipped:{s.pattern}', 0) for s in input_config.splits}
+        return written, skipped
+
+
+def _check_splits(builder: tfds.core.DatasetBuilder, patterns: List[str]) -> None:
+    for pattern in patterns:
+        try:
+            count = builder.info.splits[pattern].num_examples
+        except (KeyError, ValueError, AssertionError) as e:
+            raise sources.DataSourceError(
+                f'TFDS dataset {builder.name!r} has no split {pattern!r} ({e}); its splits are '
+                f'{sorted(builder.info.splits.keys())}. TFDS slices such as "train[:90%]" work too.') from e
+        if count == 0:
+            raise sources.DataSourceError(f'Split {pattern!r} of TFDS dataset {builder.name!r} is empty.')
+
+
+def _record_on_artifact(examples: types.Artifact, builder: tfds.core.DatasetBuilder,
+                        written: Dict[str, int], skipped: Dict[str, int], missing: Sequence[str]) -> None:
+    examples.set_string_custom_property('tfds_dataset', builder.name)
+    examples.set_string_custom_property('tfds_version', str(builder.version))
+    examples.set_string_custom_property('num_examples', json.dumps(written, sort_keys=True))
+    examples.set_string_custom_property('num_skipped', json.dumps(skipped, sort_keys=True))
+    examples.set_string_custom_property('missing_files', json.dumps(list(missing)))
+    for split, count in written.items():
+        examples.set_int_custom_property(f'num_examples_{split}', count)
+    logging.info('TfdsExampleGen wrote %s examples of %s %s (skipped %s, missing files %d).',
+                 written, builder.name, builder.version, skipped, len(missing))
+
+
+def _check_skipped_fraction(written: Dict[str, int], skipped: Dict[str, int], max_fraction: float) -> None:
+    for split, bad in skipped.items():
+        total = bad + written[split]
+        if total and (bad / total > max_fraction or written[split] == 0):
+            raise sources.DataSourceError(
+                f'Split {split!r}: {bad} of {total} image/mask pairs were unusable (more than '
+                f'max_skipped_fraction={max_fraction}). The log names each file and why; fix or '
+                f'remove them, or raise max_skipped_fraction.')

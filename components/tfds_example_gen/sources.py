@@ -1,0 +1,239 @@
+"""Where TfdsExampleGen's data comes from: a prepared TFDS dataset, local Oxford-IIIT Pet files, or a download.
+
+Three offline sources and one online one resolve to a prepared `tfds.core.DatasetBuilder`:
+- `source_dir` with `images.tar.gz` + `annotations.tar.gz` (the original archives, or the generated
+  sample archives): prepared by `LocalOxfordIIITPet` without network;
+- `source_dir` with extracted `images/` + `annotations/` folders: the same builder;
+- `data_dir` that already holds the prepared dataset: read as is;
+- otherwise TFDS downloads and prepares as usual (needs network).
+
+The builder subclass must live in an importable module: TFDS resolves builders by module, and one
+defined in `__main__` cannot be found again when the prepared data is read.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from tensorflow_datasets.datasets.oxford_iiit_pet import oxford_iiit_pet_dataset_builder as oxford
+
+OXFORD_PET_NAME = 'oxford_iiit_pet'
+ARCHIVES = {'images': 'images.tar.gz', 'annotations': 'annotations.tar.gz'}
+
+
+class DataSourceError(ValueError):
+    """The configured data source cannot be read; the message says which path and what to do."""
+
+
+def source_layout(source_dir: str) -> str:
+    """Tells whether `source_dir` holds the Oxford-IIIT Pet archives or their extracted folders.
+
+    Args:
+      source_dir: directory given as the local data source.
+
+    Returns:
+      'archives' or 'folders'.
+
+    Raises:
+      DataSourceError: the directory is missing, empty or holds neither layout.
+    """
+    if not tf.io.gfile.isdir(source_dir):
+        raise DataSourceError(
+            f'Data source directory {source_dir!r} does not exist. Pass a directory holding '
+            f'images.tar.gz + annotations.tar.gz (or the extracted images/ and annotations/ '
+            f'folders); `python -m components.tfds_example_gen.sample_data DIR` writes a sample one.')
+    entries = set(tf.io.gfile.listdir(source_dir))
+    entries = {e.rstrip('/') for e in entries}
+    if all(name in entries for name in ARCHIVES.values()):
+        return 'archives'
+    if {'images', 'annotations'} <= entries:
+        for folder in ('images', os.path.join('annotations', 'trimaps')):
+            if not tf.io.gfile.isdir(os.path.join(source_dir, folder)):
+                raise DataSourceError(f'{os.path.join(source_dir, folder)!r} is missing.')
+        for listing in ('trainval.txt', 'test.txt'):
+            path = os.path.join(source_dir, 'annotations', listing)
+            if not tf.io.gfile.exists(path):
+                raise DataSourceError(f'{path!r} is missing: the split lists name the images to read.')
+        return 'folders'
+    found = ', '.join(sorted(entries)) or 'nothing'
+    raise DataSourceError(
+        f'Data source directory {source_dir!r} holds {found}; expected images.tar.gz + '
+        f'annotations.tar.gz or the folders images/ and annotations/ of Oxford-IIIT Pet.')
+
+
+class _LocalFiles:
+    """Stands in for TFDS's download manager: hands out local folders instead of downloads."""
+
+    def __init__(self, source_dir: str, dl_manager: tfds.download.DownloadManager):
+        self._source_dir = source_dir
+        self._dl_manager = dl_manager
+
+    def download_and_extract(self, urls: Dict[str, str]) -> Dict[str, str]:
+        if source_layout(self._source_dir) == 'folders':
+            return {key: self._source_dir for key in urls}
+        archives = {key: os.path.join(self._source_dir, ARCHIVES[key]) for key in urls}
+        return self._dl_manager.extract(archives)
+
+
+class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
+    """Oxford-IIIT Pet (same name, version and features) prepared from local files, without network.
+
+    Images or trimaps listed but missing are skipped and kept in `self.skipped` as (file, reason),
+    so one lost file does not fail preparation of thousands.
+    """
+
+    name = OXFORD_PET_NAME
+
+    def __init__(self, *, source_dir: str, **kwargs):
+        self._source_dir = source_dir
+        self.skipped: List[Tuple[str, str]] = []
+        super().__init__(**kwargs)
+
+    def _split_generators(self, dl_manager):
+        return super()._split_generators(_LocalFiles(self._source_dir, dl_manager))
+
+    def _generate_examples(self, images_dir_path, annotations_dir_path, images_list_file):
+        kept = []
+        with tf.io.gfile.GFile(os.fspath(images_list_file)) as listing:
+            for line in listing:
+                if not line.strip() or line.startswith('#'):
+                    continue
+                name = line.split(' ')[0]
+                image = os.path.join(images_dir_path, name + '.jpg')
+                trimap = os.path.join(annotations_dir_path, 'trimaps', name + '.png')
+                missing = [p for p in (image, trimap) if not tf.io.gfile.exists(p)]
+                if missing:
+                    self.skipped.append((missing[0], 'missing file'))
+                    logging.warning('Skipping %s: %s is missing.', name, missing[0])
+                    continue
+                kept.append(line if line.endswith('\n') else line + '\n')
+        with tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False) as filtered:
+            filtered.writelines(kept)
+        try:
+            yield from super()._generate_examples(images_dir_path, annotations_dir_path, filtered.name)
+        finally:
+            os.remove(filtered.name)
+
+
+def _split_name_and_version(dataset: str) -> Tuple[str, Optional[str]]:
+    name, _, version = dataset.partition(':')
+    return name, version or None
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedSource:
+    """A prepared dataset to read, and the listed files that were missing when preparing it."""
+
+    builder: tfds.core.DatasetBuilder
+    missing_files: Tuple[str, ...] = ()
+
+
+def prepare_builder(dataset: str, data_dir: Optional[str], source_dir: Optional[str],
+                    work_dir: str) -> PreparedSource:
+    """Returns a prepared TFDS builder for the configured source.
+
+    Args:
+      dataset: TFDS name, optionally with a version spec (`oxford_iiit_pet:4.*.*`).
+      data_dir: TFDS data directory to read from (or prepare into when downloading).
+      source_dir: local Oxford-IIIT Pet archives or folders; takes precedence over `data_dir`.
+      work_dir: scratch directory for preparing `source_dir` (extraction and prepared records).
+
+    Returns:
+      A builder whose splits can be read (a plain read-only one, picklable for Beam workers).
+
+    Raises:
+      DataSourceError: unknown dataset, unreadable source, or no network for a download.
+    """
+    name, version = _split_name_and_version(dataset)
+    if source_dir:
+        if name != OXFORD_PET_NAME:
+            raise DataSourceError(
+                f'source_dir is read as Oxford-IIIT Pet archives/folders, but dataset is {dataset!r}. '
+                f'Prepare {name!r} with TFDS and pass its data_dir instead.')
+        source_layout(source_dir)
+        builder = LocalOxfordIIITPet(source_dir=source_dir, data_dir=work_dir)
+        if version and not tfds.core.Version(str(builder.version)).match(version):
+            raise DataSourceError(
+                f'{dataset!r} asks for version {version}, but the local Oxford-IIIT Pet builder '
+                f'of this TFDS is {builder.version}. Use {OXFORD_PET_NAME}:{builder.version}.')
+        builder.download_and_prepare(download_dir=os.path.join(work_dir, 'downloads'))
+        missing = tuple(path for path, _ in builder.skipped)
+        return PreparedSource(tfds.builder_from_directory(builder.data_dir), missing)
+    if data_dir and not tf.io.gfile.isdir(data_dir):
+        raise DataSourceError(
+            f'TFDS data_dir {data_dir!r} does not exist. Pass the directory that holds '
+            f'{name}/<version>/ (TFDS prepares there), or create it to let TFDS download into it.')
+    try:
+        builder = tfds.builder(dataset, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise DataSourceError(f'Unknown TFDS dataset {dataset!r}: {e}') from e
+    except (AssertionError, ValueError) as e:
+        raise DataSourceError(f'Cannot load TFDS dataset {dataset!r} from data_dir {data_dir!r}: {e}') from e
+    if not builder.is_prepared():
+        try:
+            builder.download_and_prepare()
+        except Exception as e:  # TFDS raises many kinds when offline; all mean the same to the user.
+            raise DataSourceError(
+                f'TFDS dataset {dataset!r} is not prepared in {builder.data_dir!r} and downloading it '
+                f'failed ({type(e).__name__}: {e}). Without network, pass a data_dir that holds the '
+                f'prepared dataset, or source_dir with images.tar.gz + annotations.tar.gz.') from e
+    return PreparedSource(builder)
+
+
+def check_features(builder: tfds.core.DatasetBuilder, image_feature: str, mask_feature: str) -> None:
+    """Fails unless the dataset has an image feature and a segmentation-mask feature of those names.
+
+    Args:
+      builder: the dataset's builder.
+      image_feature: name of the RGB image feature.
+      mask_feature: name of the per-pixel class mask feature.
+
+    Raises:
+      DataSourceError: a feature is missing or is not an image.
+    """
+    features = builder.info.features
+    for role, key in (('image', image_feature), ('segmentation mask', mask_feature)):
+        if key not in features:
+            raise DataSourceError(
+                f'TFDS dataset {builder.name!r} has no {role} feature {key!r}; its features are '
+                f'{sorted(features.keys())}. It needs an image and a segmentation mask; set the '
+                f'feature names if they are called differently.')
+        if not isinstance(features[key], tfds.features.Image):
+            raise DataSourceError(
+                f'Feature {key!r} of TFDS dataset {builder.name!r} is a {type(features[key]).__name__}, '
+                f'not an Image, so it cannot be the {role}.')
+
+
+def fingerprint(dataset: str, data_dir: Optional[str], source_dir: Optional[str]) -> str:
+    """Summarises the source's files so that changed data misses the pipeline cache.
+
+    Args:
+      dataset: TFDS name and optional version spec.
+      data_dir: TFDS data directory, or None for TFDS's default.
+      source_dir: local Oxford-IIIT Pet archives or folders, if used.
+
+    Returns:
+      A string that changes when a file is added, removed, resized or touched.
+    """
+    if source_dir:
+        root = source_dir
+    else:
+        try:
+            root = tfds.builder(dataset, data_dir=data_dir).data_dir
+        except Exception as e:  # The executor reports the real error with advice; here it only misses the cache.
+            return f'{dataset}: unresolved ({type(e).__name__})'
+    digest = hashlib.sha256()
+    count = 0
+    if tf.io.gfile.isdir(root):
+        for directory, _, files in sorted(tf.io.gfile.walk(root)):
+            for file_name in sorted(files):
+                path = os.path.join(directory, file_name)
+                stat = tf.io.gfile.stat(path)
+                digest.update(f'{os.path.relpath(path, root)}\0{stat.length}\0{stat.mtime_nsec}\n'.encode())
+                count += 1
+    return f'{dataset} @ {root}: {count} files, sha256 {digest.hexdigest()}'

@@ -1,0 +1,27 @@
+"""Shared fixtures: Keras 2 for TFT/TFMA, and small generated datasets in the Oxford-IIIT Pet layout."""
+
+import os
+
+os.environ['TF_USE_LEGACY_KERAS'] = '1'  # before anything imports TensorFlow
+
+import pytest  # noqa: E402
+
+from components.tfds_example_gen import sample_data  # noqa: E402
+
+NUM_TRAIN, NUM_TEST = 14, 6
+
+
+@pytest.fixture(scope='session')
+def sample_folders(tmp_path_factory) -> str:
+    """Extracted images/ + annotations/ folders with NUM_TRAIN + NUM_TEST generated pets."""
+    root = str(tmp_path_factory.mktemp('pets_folders'))
+    sample_data.write_folders(root, NUM_TRAIN, NUM_TEST, seed=1)
+    return root
+
+
+@pytest.fixture(scope='session')
+def sample_archives(tmp_path_factory) -> str:
+    """images.tar.gz + annotations.tar.gz with the same pets as `sample_folders`."""
+    root = str(tmp_path_factory.mktemp('pets_archives'))
+    sample_data.write_archives(root, NUM_TRAIN, NUM_TEST, seed=1)
+    return root

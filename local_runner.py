@@ -5,8 +5,9 @@
     python local_runner.py --source_dir /data/pets   # images.tar.gz + annotations.tar.gz, offline
 
 Outputs go under --output_dir (default ./outputs): `<name>/pipeline_root/` (artifacts),
-`<name>/metadata.db` (MLMD), `sample_data/` (generated data). Caching is on: an unchanged rerun
-reuses every component's outputs.
+`<name>/metadata.db` (MLMD), `<name>/serving_model/<version>/` (pushed, blessed models),
+`<name>/runs/<run id>/` (report.md with pictures, evaluation summary), `sample_data/` (generated data). Caching is on: an
+unchanged rerun reuses every component's outputs.
 """
 
 import os
@@ -17,23 +18,16 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import warnings  # noqa: E402
-from typing import List, Optional, Sequence  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
 
 # google-api-core warns once per Cloud client module that Python 3.10 is old; TFX 1.16 needs 3.10.
 warnings.filterwarnings('ignore', message='You are using a non-supported Python version')
 
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import config as config_lib  # noqa: E402
+from pipeline import config as config_lib, platform, report, run_summary  # noqa: E402
 from pipeline.data_source import materialize_sample_data  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
-
-
-def beam_args(direct_num_workers: int) -> List[str]:
-    """DirectRunner arguments: in-process for one worker, one process per worker otherwise."""
-    if direct_num_workers <= 1:
-        return ['--direct_running_mode=in_memory', '--direct_num_workers=1']
-    return ['--direct_running_mode=multi_processing', f'--direct_num_workers={direct_num_workers}']
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -71,13 +65,23 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     pipeline = create_pipeline(
         config,
         pipeline_root=os.path.join(run_dir, 'pipeline_root'),
+        serving_dir=os.path.join(run_dir, 'serving_model'),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(run_dir, 'metadata.db')),
-        beam_pipeline_args=beam_args(args.direct_num_workers),
+        beam_pipeline_args=platform.local_beam_args(args.direct_num_workers),
         enable_cache=not args.no_cache,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    print(f'\nDone. Artifacts: {os.path.join(run_dir, "pipeline_root")}\n      Metadata:  {os.path.join(run_dir, "metadata.db")}')
+    summary = run_summary.read_run_summary(os.path.join(run_dir, 'metadata.db'), config.name)
+    report_dir = os.path.join(run_dir, 'runs', summary.run_id.replace(':', '-'))
+    summary_path = run_summary.write_summary(summary, report_dir)
+    report_path = report.write_run_report(summary, config, report_dir)
+    print(f'\n{run_summary.format_table(summary)}\n')
+    print(f'Run report:         {report_path}')
+    print(f'Evaluation summary: {summary_path}')
+    print(f'Artifacts:          {os.path.join(run_dir, "pipeline_root")}')
+    print(f'Metadata:           {os.path.join(run_dir, "metadata.db")}')
+    print(f'Serving models:     {os.path.join(run_dir, "serving_model")}/<version>/')
 
 
 if __name__ == '__main__':

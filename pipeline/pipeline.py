@@ -10,7 +10,9 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 
 from components.tfds_example_gen.component import TfdsExampleGen
+from pipeline import platform
 from pipeline.config import PipelineConfig
+from pipeline.eval_config import build_eval_config
 
 
 def create_data_components(config: PipelineConfig) -> List[BaseNode]:
@@ -47,24 +49,67 @@ def create_pipeline(
     config: PipelineConfig,
     *,
     pipeline_root: str,
+    serving_dir: str,
     metadata_connection_config: Optional[object] = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
+    vertex: Optional[platform.VertexOptions] = None,
+    image: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
     Args:
       config: pipeline settings; validated here.
       pipeline_root: where artifacts are written (local path or gs://).
+      serving_dir: where blessed models are pushed, one numbered version directory each.
       metadata_connection_config: MLMD connection; None lets the orchestrator provide one.
       beam_pipeline_args: arguments for every Beam-based component.
       enable_cache: reuse outputs of executions whose inputs and properties are unchanged.
+      vertex: run training and/or serving on Vertex AI (see `pipeline.platform`); None keeps both in-pipeline.
+      image: the pipeline's container image, for Vertex training jobs.
 
     Returns:
       The TFX pipeline.
     """
     config.validate()
     components = create_data_components(config)
+    example_gen, _, schema_gen, _ = components
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs['examples'],
+        schema=schema_gen.outputs['schema'],
+        preprocessing_fn='modules.preprocessing.preprocessing_fn',
+    )
+    components.append(transform)
+    base_model = None
+    if config.training.warm_start:
+        latest_model = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        ).with_id('latest_model_resolver')
+        components.append(latest_model)
+        base_model = latest_model.outputs['model']
+    trainer = platform.make_trainer(
+        vertex, image, config.to_custom_config(),
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        base_model=base_model,
+    )
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id('latest_blessed_model_resolver')
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'],
+        model=trainer.outputs['model'],
+        baseline_model=baseline.outputs['model'],
+        eval_config=build_eval_config(config.evaluation),
+        example_splits=['eval'],
+    )
+    pusher = platform.make_pusher(vertex, serving_dir, model=trainer.outputs['model'],
+                                  model_blessing=evaluator.outputs['blessing'])
+    components += [trainer, baseline, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,

@@ -1,0 +1,107 @@
+"""A Pusher executor that never half-writes, overwrites or deletes a pushed model version.
+
+TFX's stock Pusher copies straight into `<base_directory>/<version>/`; a crash mid-copy leaves a
+partial version that a model server may load. This executor copies into a hidden staging
+directory (`.<version>.incomplete`, which TF Serving and Vertex ignore), then renames it to
+`<version>/` in one step. Versions are UNIX seconds, bumped when that second's version exists, so
+a push never lands in an existing version. Each version records the model it came from
+(`petseg_push.json`), so a model that is already published is not published again (after a push,
+the next run re-evaluates the same model against itself as the new baseline). Unblessed models are
+not pushed; nothing is deleted.
+"""
+
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, List
+
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+
+def existing_versions(base_directory: str) -> List[int]:
+    """Numbered versions already published under `base_directory`, ascending."""
+    if not fileio.exists(base_directory):
+        return []
+    return sorted(int(name.rstrip('/')) for name in fileio.listdir(base_directory) if name.rstrip('/').isdigit())
+
+
+PUSH_RECORD = 'petseg_push.json'
+
+
+def published_version_of(base_directory: str, model_path: str):
+    """The version directory that already holds the model from `model_path`, or None."""
+    for version in existing_versions(base_directory):
+        record = os.path.join(base_directory, str(version), PUSH_RECORD)
+        if fileio.exists(record):
+            with fileio.open(record) as f:
+                if json.load(f).get('source') == model_path:
+                    return os.path.join(base_directory, str(version))
+    return None
+
+
+def next_version(base_directory: str, now: float) -> int:
+    """The version for a push at time `now`: its UNIX second, or one above the newest existing version."""
+    versions = existing_versions(base_directory)
+    return max([int(now)] + [v + 1 for v in versions[-1:]])
+
+
+def publish(model_path: str, base_directory: str, now: float) -> str:
+    """Copies the SavedModel at `model_path` to a new version directory, atomically named.
+
+    Args:
+      model_path: SavedModel directory to publish.
+      base_directory: serving root holding numbered versions.
+      now: current time in seconds.
+
+    Returns:
+      The new version directory.
+
+    Raises:
+      FileNotFoundError: `model_path` holds no SavedModel.
+    """
+    if not fileio.exists(os.path.join(model_path, 'saved_model.pb')):
+        raise FileNotFoundError(f'No SavedModel at {model_path!r}: nothing to push.')
+    version = next_version(base_directory, now)
+    staging = os.path.join(base_directory, f'.{version}.incomplete')
+    final = os.path.join(base_directory, str(version))
+    if fileio.exists(staging):
+        fileio.rmtree(staging)  # left by a crashed push of this same version; never a published one
+    fileio.makedirs(base_directory)
+    io_utils.copy_dir(model_path, staging)
+    io_utils.write_string_file(os.path.join(staging, PUSH_RECORD), json.dumps({'source': model_path, 'time': now}))
+    if not fileio.exists(os.path.join(staging, 'saved_model.pb')):
+        raise IOError(f'Copy of {model_path!r} to {staging!r} is incomplete; not publishing it.')
+    fileio.rename(staging, final, overwrite=False)
+    return final
+
+
+class Executor(pusher_executor.Executor):
+    """Pushes blessed models to a filesystem destination through stage-then-rename."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        if destination.WhichOneof('destination') != 'filesystem':
+            raise ValueError('The versioned pusher pushes to a filesystem destination only.')
+        model_path = self.GetModelPath(input_dict)
+        base_directory = destination.filesystem.base_directory
+        serving_path = published_version_of(base_directory, model_path)
+        if serving_path:
+            logging.info('Model %s is already published as %s; not publishing it again.', model_path, serving_path)
+        else:
+            serving_path = publish(model_path, base_directory, time.time())
+        io_utils.copy_dir(model_path, model_push.uri)
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
+        logging.info('Model pushed to %s.', serving_path)

@@ -1,0 +1,125 @@
+"""Segmentation metrics that work in Keras training and inside TFMA 0.47: pixel accuracy and IoU.
+
+Stock `MeanIoU` fails in TFMA, which passes one weight per example ([B, 1]) while labels are per
+pixel. These metrics accumulate one confusion matrix and broadcast a per-example weight over that
+example's pixels (per-pixel weights are used as they are). Predictions may be logits or
+probabilities [B, H, W, C]; labels are class ids [B, H, W] or [B, H, W, 1].
+"""
+
+from typing import List, Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from modules import keys
+
+
+class _ConfusionMatrixMetric(keras.metrics.Metric):
+    """Accumulates a [num_classes, num_classes] confusion matrix (rows: truth, columns: prediction)."""
+
+    def __init__(self, num_classes: int = keys.NUM_CLASSES, name: Optional[str] = None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.num_classes = num_classes
+        self.total_cm = self.add_weight('total_confusion_matrix', shape=(num_classes, num_classes),
+                                        initializer='zeros', dtype=tf.float64)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        batch = tf.shape(y_pred)[0]
+        labels = tf.reshape(tf.cast(y_true, tf.int64), [batch, -1])
+        predictions = tf.reshape(tf.argmax(y_pred, axis=-1), [batch, -1])
+        weights = tf.ones_like(labels, tf.float64)
+        if sample_weight is not None:
+            sample_weight = tf.cast(sample_weight, tf.float64)
+            per_example = tf.equal(tf.size(sample_weight), tf.cast(batch, tf.int32))
+            weights = tf.cond(
+                per_example,
+                lambda: tf.reshape(sample_weight, [batch, 1]) * weights,
+                lambda: tf.reshape(sample_weight, [batch, -1]) * weights)
+        matrix = tf.math.confusion_matrix(tf.reshape(labels, [-1]), tf.reshape(predictions, [-1]),
+                                          num_classes=self.num_classes, weights=tf.reshape(weights, [-1]),
+                                          dtype=tf.float64)
+        return self.total_cm.assign_add(matrix)
+
+    def reset_state(self):
+        self.total_cm.assign(tf.zeros_like(self.total_cm))
+
+    def get_config(self):
+        return {**super().get_config(), 'num_classes': self.num_classes}
+
+    def _class_iou(self) -> tf.Tensor:
+        true_positives = tf.linalg.diag_part(self.total_cm)
+        union = tf.reduce_sum(self.total_cm, 0) + tf.reduce_sum(self.total_cm, 1) - true_positives
+        return true_positives, union
+
+
+class PixelAccuracy(_ConfusionMatrixMetric):
+    """Fraction of pixels whose predicted class is the true class."""
+
+    def __init__(self, num_classes: int = keys.NUM_CLASSES, name: str = 'pixel_accuracy', dtype=None):
+        super().__init__(num_classes, name, dtype)
+
+    def result(self):
+        return tf.math.divide_no_nan(tf.linalg.trace(self.total_cm), tf.reduce_sum(self.total_cm))
+
+
+class MeanIoU(_ConfusionMatrixMetric):
+    """Intersection over union averaged over the classes that occur in truth or prediction."""
+
+    def __init__(self, num_classes: int = keys.NUM_CLASSES, name: str = 'mean_iou', dtype=None):
+        super().__init__(num_classes, name, dtype)
+
+    def result(self):
+        true_positives, union = self._class_iou()
+        present = tf.cast(union > 0, tf.float64)
+        return tf.math.divide_no_nan(tf.reduce_sum(tf.math.divide_no_nan(true_positives, union)),
+                                     tf.reduce_sum(present))
+
+
+class ClassIoU(_ConfusionMatrixMetric):
+    """Intersection over union of one class (0 when the class occurs nowhere).
+
+    The class is `target_class`, not `class_id`: TFMA reads a `class_id` in a metric's config as
+    a request to binarize predictions for that class, which would hide the other classes.
+    """
+
+    def __init__(self, target_class: int = keys.PET_CLASS_ID, num_classes: int = keys.NUM_CLASSES,
+                 name: Optional[str] = None, dtype=None):
+        super().__init__(num_classes, name or f'iou_{keys.CLASS_NAMES[target_class]}', dtype)
+        self.target_class = target_class
+
+    def result(self):
+        true_positives, union = self._class_iou()
+        return tf.math.divide_no_nan(true_positives[self.target_class], union[self.target_class])
+
+    def get_config(self):
+        return {**super().get_config(), 'target_class': self.target_class}
+
+
+def segmentation_metrics() -> List[keras.metrics.Metric]:
+    """Pixel accuracy, mean IoU and the IoU of each class (the pet's IoU is the foreground IoU)."""
+    return [PixelAccuracy(), MeanIoU()] + [ClassIoU(class_id) for class_id in range(keys.NUM_CLASSES)]
+
+
+def numpy_scores(labels: np.ndarray, predicted: np.ndarray, num_classes: int = keys.NUM_CLASSES) -> dict:
+    """Reference scores from class-id arrays, for tests and the benchmark's plain scoring loop.
+
+    Args:
+      labels: true class ids, any shape.
+      predicted: predicted class ids, same shape.
+      num_classes: number of classes.
+
+    Returns:
+      {'pixel_accuracy', 'mean_iou', 'iou_<class>'...} as floats.
+    """
+    labels, predicted = np.asarray(labels).ravel(), np.asarray(predicted).ravel()
+    scores = {'pixel_accuracy': float(np.mean(labels == predicted))}
+    ious = []
+    for class_id in range(num_classes):
+        intersection = np.sum((labels == class_id) & (predicted == class_id))
+        union = np.sum((labels == class_id) | (predicted == class_id))
+        scores[f'iou_{keys.CLASS_NAMES[class_id]}'] = float(intersection / union) if union else 0.0
+        if union:
+            ious.append(intersection / union)
+    scores['mean_iou'] = float(np.mean(ious)) if ious else 0.0
+    return scores

@@ -1,0 +1,128 @@
+"""`build_unet`: the seed tutorial's U-Net, a MobileNetV2 encoder with a pix2pix-style decoder.
+
+Encoder: MobileNetV2 (alpha 1.0, no top) at IMAGE_SIZE, skip outputs block_1/3/6/13_expand_relu and
+block_16_project, frozen unless its weights are random or fine-tuning is asked for. Decoder:
+upsample blocks (Conv2DTranspose stride 2, BatchNorm, optional Dropout, ReLU) of 512/256/128/64
+filters, each followed by concatenation with the matching skip; a final Conv2DTranspose(NUM_CLASSES, 3,
+strides=2) produces logits at full resolution.
+"""
+
+import contextlib
+import logging
+import os
+from typing import Optional, Sequence
+
+import tf_keras as keras
+
+from modules import keys
+
+SKIP_LAYERS = ('block_1_expand_relu', 'block_3_expand_relu', 'block_6_expand_relu',
+               'block_13_expand_relu', 'block_16_project')
+DECODER_FILTERS = (512, 256, 128, 64)
+KERAS_WEIGHTS_FILE = 'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5'
+KERAS_WEIGHTS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/' + KERAS_WEIGHTS_FILE
+
+
+def upsample_block(filters: int, size: int, dropout: float = 0.0, name: str = None) -> keras.Sequential:
+    """pix2pix's upsample: Conv2DTranspose(stride 2) -> BatchNorm -> [Dropout] -> ReLU.
+
+    Args:
+      filters: output channels.
+      size: kernel size.
+      dropout: dropout rate; 0 adds no Dropout layer.
+      name: layer name.
+
+    Returns:
+      The block, doubling height and width.
+    """
+    layers = [
+        keras.layers.Conv2DTranspose(filters, size, strides=2, padding='same', use_bias=False,
+                                     kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02)),
+        keras.layers.BatchNormalization(),
+    ]
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.ReLU())
+    return keras.Sequential(layers, name=name)
+
+
+def _encoder_weights(encoder_weights: str, image_size: int):
+    if encoder_weights == 'none':
+        return None
+    if encoder_weights == 'imagenet':
+        return 'imagenet'
+    if not os.path.isfile(encoder_weights):
+        raise FileNotFoundError(
+            f'Encoder weights file {encoder_weights!r} not found. It is the Keras file '
+            f'{KERAS_WEIGHTS_FILE.format(size=image_size)}; download it from '
+            f'{KERAS_WEIGHTS_URL.format(size=image_size)} (or copy ~/.keras/models/ from a machine '
+            f"that has run MobileNetV2(weights='imagenet')), or use encoder_weights='none'.")
+    return encoder_weights
+
+
+def build_unet(image_size: int = keys.IMAGE_SIZE, num_classes: int = keys.NUM_CLASSES, *,
+               encoder_weights: str = 'none', train_encoder: bool = False, dropout: float = 0.0,
+               decoder_filters: Sequence[int] = DECODER_FILTERS,
+               batchnorm_momentum: Optional[float] = None, mixed_bfloat16: bool = False) -> keras.Model:
+    """Builds the U-Net; the model maps float images in [0, 1] to per-pixel class logits.
+
+    Args:
+      image_size: input height and width (a multiple of 32).
+      num_classes: output channels (logits).
+      encoder_weights: 'imagenet', 'none' (random init) or a local .h5 path of MobileNetV2 weights.
+      train_encoder: fine-tune the encoder; always true for random weights.
+      dropout: dropout rate in the decoder blocks.
+      decoder_filters: filters of the four upsample blocks.
+      batchnorm_momentum: momentum of every BatchNorm's moving statistics; None keeps Keras'
+        (0.999 in MobileNetV2, 0.99 in the decoder). Training from random weights on a few hundred
+        steps needs a lower one (0.9), or inference uses statistics that have barely moved.
+
+    Returns:
+      Uncompiled Keras model with input `image_xf` [B, S, S, 3] and logits [B, S, S, num_classes].
+    """
+    if image_size % 32:
+        raise ValueError(f'image_size must be a multiple of 32 for MobileNetV2 skips, got {image_size}')
+    with _dtype_policy('mixed_bfloat16' if mixed_bfloat16 else 'float32'):
+        unet = _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters)
+    if batchnorm_momentum is not None:
+        for layer in _all_layers(unet):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = batchnorm_momentum
+    return unet
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    # Keras reads the global policy when layers are created; restore it so nothing else is affected.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters) -> keras.Model:
+    base = keras.applications.MobileNetV2(input_shape=[image_size, image_size, 3], include_top=False,
+                                          weights=_encoder_weights(encoder_weights, image_size), alpha=1.0)
+    encoder = keras.Model(base.input, [base.get_layer(name).output for name in SKIP_LAYERS], name='encoder')
+    encoder.trainable = train_encoder or encoder_weights == 'none'
+    if encoder_weights == 'none':
+        logging.warning('Encoder weights: none. The MobileNetV2 encoder starts from random weights and is '
+                        'trained with the decoder (frozen random features would be useless).')
+
+    inputs = keras.Input([image_size, image_size, 3], name=keys.transformed_name(keys.IMAGE_KEY))
+    skips = encoder(inputs)
+    x = skips[-1]
+    for index, (filters, skip) in enumerate(zip(decoder_filters, reversed(skips[:-1]))):
+        x = upsample_block(filters, 3, dropout, name=f'upsample_{index}')(x)
+        x = keras.layers.Concatenate(name=f'skip_{index}')([x, skip])
+    logits = keras.layers.Conv2DTranspose(num_classes, 3, strides=2, padding='same', name='logits',
+                                          dtype='float32')(x)
+    return keras.Model(inputs, logits, name='unet')
+
+
+def _all_layers(layer: keras.layers.Layer):
+    yield layer
+    for child in getattr(layer, 'layers', []):
+        yield from _all_layers(child)

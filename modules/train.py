@@ -1,0 +1,127 @@
+"""TFX Trainer entry point: `run_fn` builds the U-Net, trains it on Transform's output and exports it.
+
+Hyperparameters come from the Trainer's `custom_config` (see `pipeline.config.PipelineConfig.
+to_custom_config`). Training history is written next to TensorBoard's logs in `model_run_dir`
+(`history.json`) for the run report, and TensorBoard gets a few eval predictions as images each epoch.
+"""
+
+import json
+import logging
+import os
+from typing import Dict, List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from modules import data, metrics, model as model_lib, signatures, visualize
+from pipeline.config import TrainingConfig, training_config_from_custom_config
+
+HISTORY_FILE = 'history.json'
+
+
+class PredictionImages(keras.callbacks.Callback):
+    """Writes Input | True Mask | Predicted Mask strips of a few eval images to TensorBoard each epoch."""
+
+    def __init__(self, log_dir: str, images: tf.Tensor, masks: tf.Tensor):
+        super().__init__()
+        self._writer = tf.summary.create_file_writer(log_dir)
+        self._images, self._masks = images, masks
+        self._colors = tf.constant(visualize.CLASS_COLORS, tf.float32) / 255.0
+
+    def on_epoch_end(self, epoch: int, logs=None):
+        predicted = tf.argmax(self.model(self._images, training=False), axis=-1)
+        true = tf.gather(self._colors, tf.cast(self._masks[..., 0], tf.int32))
+        strips = tf.concat([self._images, true, tf.gather(self._colors, predicted)], axis=2)
+        with self._writer.as_default():
+            tf.summary.image('eval_predictions', strips, step=epoch, max_outputs=len(strips))
+
+
+def check_input_matches_transform(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> None:
+    """Fails before training when the model's input shape differs from what Transform produces.
+
+    Args:
+      model: the model to train.
+      tf_transform_output: Transform's output.
+
+    Raises:
+      ValueError: the shapes differ.
+    """
+    transformed = tf_transform_output.transformed_feature_spec()[data.IMAGE_XF].shape
+    expected = tuple(model.input_shape[1:])
+    if tuple(transformed) != expected:
+        raise ValueError(f'Model input shape {expected} does not match Transform output {data.IMAGE_XF} '
+                         f'{tuple(transformed)}; build the model with image_size={transformed[0]}.')
+
+
+def build_model(training: TrainingConfig, base_model: str = None) -> keras.Model:
+    """Builds and compiles the U-Net, continuing from `base_model`'s weights when given.
+
+    Args:
+      training: training settings.
+      base_model: SavedModel directory of a previous model to warm-start from.
+
+    Returns:
+      Compiled model.
+    """
+    model = model_lib.build_unet(encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
+                                 dropout=training.dropout, batchnorm_momentum=training.batchnorm_momentum,
+                                 mixed_bfloat16=training.mixed_bfloat16)
+    if base_model:
+        logging.info('Warm start from %s', base_model)
+        model.load_weights(os.path.join(base_model, 'variables', 'variables')).expect_partial()
+    model.compile(optimizer=keras.optimizers.Adam(training.learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=metrics.segmentation_metrics()[:2], jit_compile=training.jit_compile)
+    return model
+
+
+def train_and_export(train_files: List[str], eval_files: List[str], transform_output: str, serving_model_dir: str,
+                     model_run_dir: str, training: TrainingConfig, base_model: str = None) -> Dict[str, list]:
+    """Trains on transformed examples and exports the serving SavedModel.
+
+    Args:
+      train_files: transformed training files.
+      eval_files: transformed evaluation files.
+      transform_output: Transform graph directory.
+      serving_model_dir: where to export the SavedModel.
+      model_run_dir: TensorBoard logs and history.json.
+      training: training settings.
+      base_model: optional previous SavedModel to warm-start from.
+
+    Returns:
+      The Keras history (metric name -> per-epoch values).
+    """
+    keras.utils.set_random_seed(training.seed)
+    tf_transform_output = tft.TFTransformOutput(transform_output)
+    model = build_model(training, base_model)
+    check_input_matches_transform(model, tf_transform_output)
+    repeat = training.steps_per_epoch is not None
+    train_dataset = data.input_fn(train_files, tf_transform_output, training.batch_size, training=True,
+                                  shuffle_buffer=training.shuffle_buffer, seed=training.seed,
+                                  class_weights=training.class_weights, repeat=repeat)
+    eval_dataset = data.input_fn(eval_files, tf_transform_output, training.batch_size, training=False)
+    sample_images, sample_masks = next(iter(eval_dataset.take(1)))[:2]
+    callbacks = [keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq='epoch'),
+                 PredictionImages(os.path.join(model_run_dir, 'images'), sample_images[:3], sample_masks[:3])]
+    history = model.fit(
+        train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
+        validation_data=eval_dataset, validation_steps=training.validation_steps, callbacks=callbacks, verbose=2)
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), 'w') as f:
+        json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, f, indent=1)
+    signatures.export_serving_model(model, tf_transform_output, serving_model_dir)
+    return history.history
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """TFX Trainer entry point (GenericExecutor).
+
+    Args:
+      fn_args: train/eval files, Transform output, output dirs, base model and custom_config.
+    """
+    training = training_config_from_custom_config(fn_args.custom_config)
+    logging.info('Training with %s', training)
+    train_and_export(fn_args.train_files, fn_args.eval_files, fn_args.transform_output, fn_args.serving_model_dir,
+                     fn_args.model_run_dir, training, fn_args.base_model if training.warm_start else None)

@@ -1,0 +1,79 @@
+"""The versioned pusher publishes complete new versions only, and never touches existing ones."""
+
+import json
+import os
+
+import pytest
+from tfx.proto import pusher_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from components.versioned_pusher import executor
+
+
+def _fake_saved_model(path):
+    os.makedirs(os.path.join(path, 'variables'))
+    with open(os.path.join(path, 'saved_model.pb'), 'wb') as f:
+        f.write(b'graph')
+    with open(os.path.join(path, 'variables', 'variables.index'), 'wb') as f:
+        f.write(b'index')
+
+
+def test_publish_makes_new_complete_versions(tmp_path):
+    model, serving = tmp_path / 'model', tmp_path / 'serving'
+    _fake_saved_model(str(model))
+    first = executor.publish(str(model), str(serving), now=1000.2)
+    second = executor.publish(str(model), str(serving), now=1000.7)  # same second: bumped, not overwritten
+    assert [os.path.basename(first), os.path.basename(second)] == ['1000', '1001']
+    assert sorted(os.listdir(serving)) == ['1000', '1001'], 'no staging directory left behind'
+    assert open(os.path.join(second, 'saved_model.pb'), 'rb').read() == b'graph'
+
+
+def test_failed_copy_leaves_published_versions_untouched(tmp_path):
+    model, serving = tmp_path / 'model', tmp_path / 'serving'
+    _fake_saved_model(str(model))
+    executor.publish(str(model), str(serving), now=50)
+    with pytest.raises(FileNotFoundError, match='No SavedModel at'):
+        executor.publish(str(tmp_path / 'missing_model'), str(serving), now=60)
+    assert executor.existing_versions(str(serving)) == [50]
+    assert open(serving / '50' / 'saved_model.pb', 'rb').read() == b'graph'
+
+
+def _run(tmp_path, blessed):
+    model_dir = tmp_path / 'trainer_model'
+    if not model_dir.exists():
+        _fake_saved_model(str(model_dir / 'Format-Serving'))
+    model = standard_artifacts.Model()
+    model.uri = str(model_dir)
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / 'blessing')
+    blessing.set_int_custom_property('blessed', int(blessed))
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / 'pushed')
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / 'serving')))
+    executor.Executor().Do({'model': [model], 'model_blessing': [blessing]}, {'pushed_model': [pushed]},
+                           {'push_destination': proto_utils.proto_to_json(destination), 'custom_config': json.dumps(None)})
+    return pushed
+
+
+def test_executor_pushes_blessed_models(tmp_path):
+    pushed = _run(tmp_path, blessed=True)
+    assert pushed.get_int_custom_property('pushed') == 1
+    destination = pushed.get_string_custom_property('pushed_destination')
+    assert os.path.exists(os.path.join(destination, 'saved_model.pb'))
+    assert pushed.get_string_custom_property('pushed_version') == os.path.basename(destination)
+
+
+def test_executor_publishes_a_model_once(tmp_path):
+    first = _run(tmp_path, blessed=True).get_string_custom_property('pushed_destination')
+    second = _run(tmp_path, blessed=True)
+    assert second.get_int_custom_property('pushed') == 1
+    assert second.get_string_custom_property('pushed_destination') == first
+    assert len(executor.existing_versions(str(tmp_path / 'serving'))) == 1
+
+
+def test_executor_skips_unblessed_models(tmp_path):
+    pushed = _run(tmp_path, blessed=False)
+    assert pushed.get_int_custom_property('pushed') == 0
+    assert not os.path.exists(tmp_path / 'serving')

@@ -1,0 +1,55 @@
+"""Segmentation metrics equal a direct numpy computation, including TFMA's [B, 1] example weights."""
+
+import numpy as np
+import pytest
+
+from modules import keys, metrics
+
+
+def _logits(class_ids):
+    return np.eye(keys.NUM_CLASSES, dtype=np.float32)[class_ids] * 5.0
+
+
+def _keras_scores(labels, predicted, sample_weight=None):
+    scores = {}
+    for metric in metrics.segmentation_metrics():
+        metric.update_state(labels, _logits(predicted), sample_weight=sample_weight)
+        scores[metric.name] = float(metric.result())
+    return scores
+
+
+@pytest.mark.parametrize('case', ['perfect', 'all_wrong', 'class_missing', 'random'])
+def test_matches_numpy(case):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=(4, 16, 16, 1))
+    predicted = {
+        'perfect': labels[..., 0],
+        'all_wrong': (labels[..., 0] + 1) % 3,
+        'class_missing': np.where(labels[..., 0] == 2, 1, labels[..., 0]),
+        'random': rng.integers(0, 3, size=(4, 16, 16)),
+    }[case]
+    if case == 'class_missing':
+        labels = np.where(labels == 2, 1, labels)  # border occurs in neither truth nor prediction
+    expected = metrics.numpy_scores(labels[..., 0], predicted)
+    got = _keras_scores(labels, predicted)
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-6), name
+    if case == 'perfect':
+        assert got['pixel_accuracy'] == got['mean_iou'] == 1.0
+    if case == 'all_wrong':
+        assert got['pixel_accuracy'] == got['mean_iou'] == 0.0
+    if case == 'class_missing':
+        assert got['iou_border'] == 0.0 and got['mean_iou'] == pytest.approx(1.0), 'absent class is not averaged'
+
+
+def test_per_example_weights_of_shape_b_by_1():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=(3, 8, 8, 1))
+    predicted = rng.integers(0, 3, size=(3, 8, 8))
+    weights = np.array([[1.0], [0.0], [2.0]])
+    got = _keras_scores(labels, predicted, sample_weight=weights)
+    repeated_labels = np.concatenate([labels[0], labels[2], labels[2]])
+    repeated_predicted = np.concatenate([predicted[0], predicted[2], predicted[2]])
+    expected = metrics.numpy_scores(repeated_labels[..., 0], repeated_predicted)
+    assert got['pixel_accuracy'] == pytest.approx(expected['pixel_accuracy'])
+    assert got['mean_iou'] == pytest.approx(expected['mean_iou'])

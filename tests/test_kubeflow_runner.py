@@ -1,0 +1,116 @@
+"""kubeflow_runner compiles the one pipeline for Kubeflow V2 / Vertex, and builds run requests from flags."""
+
+import json
+
+import pytest
+
+import kubeflow_runner
+
+IMAGE = 'us-docker.pkg.dev/proj/repo/petseg:1'
+BASE_FLAGS = ['--pipeline_root', 'gs://bucket/petseg', '--image', IMAGE, '--data_dir', 'gs://bucket/tfds']
+BEAM_COMPONENTS = ('TfdsExampleGen', 'StatisticsGen', 'Transform', 'Evaluator')
+
+
+def _compile(tmp_path, *flags, name='spec.json'):
+    args = kubeflow_runner.parse_args([*BASE_FLAGS, '--output', str(tmp_path / name), *flags])
+    return json.loads(open(kubeflow_runner.compile_pipeline(args)).read())
+
+
+def _executor(spec, task):
+    return spec['pipelineSpec']['deploymentSpec']['executors'][f'{task}_executor']['container']
+
+
+@pytest.fixture(scope='module')
+def local_spec(tmp_path_factory):
+    return _compile(tmp_path_factory.mktemp('kfp'))
+
+
+def test_tasks_and_dependencies(local_spec):
+    assert local_spec['pipelineSpec']['schemaVersion'] == '2.0.0'
+    tasks = local_spec['pipelineSpec']['root']['dag']['tasks']
+    assert set(tasks) == {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform',
+                          'Trainer', 'Evaluator', 'Pusher', 'latest_blessed_model_resolver-model-resolver',
+                          'latest_blessed_model_resolver-model-blessing-resolver'}
+    assert set(tasks['Trainer']['dependentTasks']) == {'Transform', 'ImportSchemaGen'}
+    assert 'latest_blessed_model_resolver-model-resolver' in tasks['Evaluator']['dependentTasks']
+    assert set(tasks['Pusher']['dependentTasks']) == {'Evaluator', 'Trainer'}
+    assert local_spec['runtimeConfig']['gcsOutputDirectory'] == 'gs://bucket/petseg'
+
+
+def test_image_and_custom_executors(local_spec):
+    for task in ('TfdsExampleGen', 'Transform', 'Trainer', 'Evaluator', 'Pusher'):
+        assert _executor(local_spec, task)['image'] == IMAGE
+    assert _executor(local_spec, 'TfdsExampleGen')['args'][1] == 'components.tfds_example_gen.executor.Executor'
+    assert _executor(local_spec, 'Pusher')['args'][1] == 'components.versioned_pusher.executor.Executor'
+    assert _executor(local_spec, 'Trainer')['args'][1] == 'tfx.components.trainer.executor.GenericExecutor'
+    for task in BEAM_COMPONENTS:
+        assert '--direct_running_mode=multi_processing' in _executor(local_spec, task)['args']
+
+
+def test_user_code_travels_by_dotted_path(local_spec):
+    text = json.dumps(local_spec)
+    assert 'modules.train.run_fn' in text and 'modules.preprocessing.preprocessing_fn' in text
+    assert 'module_file' not in text.replace('"module_file": ""', '')
+
+
+def test_spec_is_deterministic(tmp_path, local_spec):
+    again = _compile(tmp_path, name='again.json')
+    assert again == local_spec
+
+
+def test_dataflow_args_on_beam_components(tmp_path):
+    spec = _compile(tmp_path, '--beam_runner', 'dataflow', '--project', 'proj', '--region', 'us-central1',
+                    '--dataflow_temp_location', 'gs://bucket/tmp')
+    for task in BEAM_COMPONENTS:
+        args = _executor(spec, task)['args']
+        assert '--runner=DataflowRunner' in args and '--temp_location=gs://bucket/tmp' in args
+        assert f'--sdk_container_image={IMAGE}' in args
+
+
+def test_vertex_training_with_gpu_and_endpoint(tmp_path):
+    spec = _compile(tmp_path, '--project', 'proj', '--region', 'europe-west4', '--vertex_training',
+                    '--gpu_type', 'NVIDIA_TESLA_T4', '--endpoint', 'petseg-endpoint')
+    assert 'google_cloud_ai_platform.trainer.executor.GenericExecutor' in _executor(spec, 'Trainer')['args'][1]
+    assert 'google_cloud_ai_platform.pusher.executor.Executor' in _executor(spec, 'Pusher')['args'][1]
+    text = json.dumps(spec)
+    assert 'NVIDIA_TESLA_T4' in text and 'petseg-endpoint' in text and 'europe-west4' in text
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--beam_runner', 'dataflow'], '--beam_runner dataflow needs --project, --region, --dataflow_temp_location'),
+    (['--vertex_training'], '--vertex_training / --endpoint needs --project, --region'),
+])
+def test_missing_cloud_flags_are_named(tmp_path, flags, message):
+    with pytest.raises(SystemExit, match=message):
+        _compile(tmp_path, *flags)
+
+
+def test_schedule_request_from_flags():
+    args = kubeflow_runner.parse_args([*BASE_FLAGS, '--project', 'proj', '--region', 'us-central1',
+                                       '--schedule', '0 3 * * 1', '--service_account', 'sa@proj.iam'])
+    request = kubeflow_runner.run_request(args, '/tmp/spec.json')
+    assert (request.cron, request.max_concurrent_run_count, request.enable_caching) == ('0 3 * * 1', 1, False)
+    assert (request.project, request.region, request.service_account) == ('proj', 'us-central1', 'sa@proj.iam')
+    assert request.template_path == '/tmp/spec.json' and request.pipeline_root == 'gs://bucket/petseg'
+
+
+def test_submit_request_caches_and_needs_project():
+    args = kubeflow_runner.parse_args([*BASE_FLAGS, '--project', 'proj', '--region', 'us-central1', '--submit'])
+    assert kubeflow_runner.run_request(args, 'spec.json').enable_caching is True
+    with pytest.raises(SystemExit, match='--submit / --schedule needs --project, --region'):
+        kubeflow_runner.run_request(kubeflow_runner.parse_args([*BASE_FLAGS, '--submit']), 'spec.json')
+
+
+def test_sample_data_presets_need_cluster_data():
+    args = kubeflow_runner.parse_args(['--pipeline_root', 'gs://b/p', '--image', IMAGE, '--preset', 'default'])
+    with pytest.raises(SystemExit, match='generates sample data locally'):
+        kubeflow_runner.build_config(args)
+
+
+def test_help_documents_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        kubeflow_runner.parse_args(['--help'])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ('--pipeline_root', '--image', '--beam_runner', '--vertex_training', '--endpoint', '--submit', '--schedule'):
+        assert flag in text

@@ -1,0 +1,101 @@
+"""Pictures of masks: class colours, overlays on the original image, and the seed's Input/True/Predicted grid.
+
+Used by the prediction CLI (`modules.predict`), the run report and TensorBoard image summaries.
+Matplotlib runs with the non-interactive Agg backend, so this works on machines without a display.
+"""
+
+from typing import Dict, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from modules import keys  # noqa: E402
+
+# pet, background, border: warm, neutral, bright so the border ring is easy to see.
+CLASS_COLORS = np.array([(230, 90, 40), (40, 60, 120), (250, 230, 60)], dtype=np.uint8)
+
+
+def colorize(mask: np.ndarray) -> np.ndarray:
+    """Class ids [H, W] -> RGB uint8 [H, W, 3] with one colour per class."""
+    return CLASS_COLORS[np.clip(mask, 0, keys.NUM_CLASSES - 1)]
+
+
+def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.45) -> Image.Image:
+    """The colourised mask blended over `image` at the image's own size (mask upsampled with nearest).
+
+    Args:
+      image: the original picture.
+      mask: class ids [h, w] at model resolution.
+      alpha: opacity of the mask.
+
+    Returns:
+      RGB image of `image.size`.
+    """
+    colored = Image.fromarray(colorize(mask)).resize(image.size, Image.NEAREST)
+    return Image.blend(image.convert('RGB'), colored, alpha)
+
+
+def class_areas(mask: np.ndarray) -> Dict[str, float]:
+    """Fraction of pixels of each class, keyed by class name."""
+    counts = np.bincount(np.asarray(mask).ravel(), minlength=keys.NUM_CLASSES)[:keys.NUM_CLASSES]
+    return {name: float(c) / max(1, counts.sum()) for name, c in zip(keys.CLASS_NAMES, counts)}
+
+
+def prediction_grid(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarray],
+                    predicted_masks: Sequence[np.ndarray], path: str, title: Optional[str] = None) -> str:
+    """Saves the seed tutorial's display: one row per example, Input / True Mask / Predicted Mask.
+
+    Args:
+      images: float images in [0, 1] or uint8, [H, W, 3].
+      true_masks: class ids [H, W] (or [H, W, 1]).
+      predicted_masks: class ids [H, W].
+      path: PNG to write.
+      title: optional figure title.
+
+    Returns:
+      `path`.
+    """
+    rows = len(images)
+    figure, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
+    for row, panels in enumerate(zip(images, true_masks, predicted_masks)):
+        for column, (panel, name) in enumerate(zip(panels, ('Input Image', 'True Mask', 'Predicted Mask'))):
+            panel = np.asarray(panel)
+            axes[row][column].imshow(panel if column == 0 else colorize(panel.reshape(panel.shape[:2])))
+            axes[row][column].set_title(name if row == 0 else '')
+            axes[row][column].axis('off')
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def training_curves(history: Dict[str, Sequence[float]], path: str) -> str:
+    """Saves training vs validation loss and pixel accuracy per epoch (the seed's loss plot, plus accuracy).
+
+    Args:
+      history: Keras history (`loss`, `val_loss`, `pixel_accuracy`, `val_pixel_accuracy`).
+      path: PNG to write.
+
+    Returns:
+      `path`.
+    """
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, metric, label in ((axes[0], 'loss', 'Loss'), (axes[1], 'pixel_accuracy', 'Pixel accuracy')):
+        for key, style, name in ((metric, 'r-', 'Training'), (f'val_{metric}', 'bo', 'Validation')):
+            if key in history:
+                axis.plot(range(1, len(history[key]) + 1), history[key], style, label=f'{name} {label.lower()}')
+        axis.set_title(f'Training and validation {label.lower()}')
+        axis.set_xlabel('Epoch')
+        axis.set_ylabel(label)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path

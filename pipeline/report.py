@@ -1,0 +1,111 @@
+"""The run report a person opens after a local run: report.md with training curves and predictions.
+
+`write_run_report` draws, for the run's candidate model, the training vs validation curves (from the
+Trainer's `history.json`) and a grid of eval images with Input / True Mask / Predicted Mask (the seed
+tutorial's `display`), then writes `report.md` next to them: data and counts, preset and
+hyperparameters, component timings, metrics of candidate and baseline, blessing and push.
+"""
+
+import dataclasses
+import json
+import os
+from typing import List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from modules import keys, signatures, visualize
+from modules.train import HISTORY_FILE
+from pipeline import run_summary
+from pipeline.config import PipelineConfig
+
+REPORT_FILE = 'report.md'
+CURVES_FILE = 'training_curves.png'
+PREDICTIONS_FILE = 'eval_predictions.png'
+
+
+def _eval_records(examples_uri: str, count: int) -> List[bytes]:
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval', '*')))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP').take(count)]
+
+
+def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 6) -> Optional[str]:
+    """Draws Input / True Mask / Predicted Mask for the first `count` eval examples.
+
+    Args:
+      model_dir: the candidate's SavedModel.
+      examples_uri: ExampleGen's Examples artifact.
+      path: PNG to write.
+      count: examples to show.
+
+    Returns:
+      `path`, or None when there are no eval examples.
+    """
+    records = _eval_records(examples_uri, count)
+    if not records:
+        return None
+    model = tf.saved_model.load(model_dir)
+    batch = tf.constant(records)
+    transformed = model.signatures[signatures.TRANSFORM_FEATURES](examples=batch)
+    logits = model.signatures[signatures.SERVING_TF_EXAMPLE](examples=batch)['logits']
+    return visualize.prediction_grid(transformed[keys.transformed_name(keys.IMAGE_KEY)].numpy(),
+                                     transformed[keys.transformed_name(keys.MASK_KEY)].numpy(),
+                                     tf.argmax(logits, -1).numpy(), path)
+
+
+def draw_training_curves(model_run_uri: str, path: str) -> Optional[str]:
+    """Draws the curves from the Trainer's history.json; None when the run has none."""
+    history_path = os.path.join(model_run_uri, HISTORY_FILE)
+    if not tf.io.gfile.exists(history_path):
+        return None
+    with tf.io.gfile.GFile(history_path) as f:
+        return visualize.training_curves(json.load(f), path)
+
+
+def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures: List[str]) -> str:
+    data = config.data
+    source = data.source_dir or data.data_dir or 'TFDS default data dir'
+    lines = [f'# petseg run {summary.run_id}', '',
+             '## Data', '',
+             f'- dataset: `{data.dataset}` from `{source}`',
+             f'- splits: train = `{data.train_split}`, eval = `{data.eval_split}`',
+             f'- examples: {", ".join(f"{k} {v}" for k, v in sorted(summary.num_examples.items())) or "n/a"}', '',
+             '## Training settings', '',
+             '| setting | value |', '|---|---|']
+    lines += [f'| {k} | {v} |' for k, v in dataclasses.asdict(config.training).items()]
+    lines += ['', '## Components', '', '| component | state | seconds |', '|---|---|---|']
+    lines += [f'| {c.node_id} | {c.state} | {c.seconds:.1f} |' for c in summary.components]
+    lines += ['', '## Evaluation (eval split)', '', run_summary.format_table(summary), '']
+    if summary.model_uri:
+        lines += [f'Candidate model: `{summary.model_uri}`', '']
+    if summary.baseline_uri:
+        lines += [f'Baseline model: `{summary.baseline_uri}`', '']
+    for picture in pictures:
+        lines += [f'![{os.path.splitext(os.path.basename(picture))[0]}]({os.path.basename(picture)})', '']
+    return '\n'.join(lines)
+
+
+def write_run_report(summary: run_summary.RunSummary, config: PipelineConfig, report_dir: str,
+                     num_examples: int = 6) -> str:
+    """Writes the pictures and report.md into `report_dir`; returns the report's path.
+
+    Args:
+      summary: the run, from `run_summary.read_run_summary`.
+      config: the config the run used.
+      report_dir: directory for this run's report.
+      num_examples: eval images in the predictions grid.
+
+    Returns:
+      Path of report.md.
+    """
+    os.makedirs(report_dir, exist_ok=True)
+    pictures = []
+    if summary.model_run_uri:
+        pictures.append(draw_training_curves(summary.model_run_uri, os.path.join(report_dir, CURVES_FILE)))
+    if summary.model_uri and summary.examples_uri:
+        pictures.append(draw_predictions(os.path.join(summary.model_uri, 'Format-Serving'), summary.examples_uri,
+                                         os.path.join(report_dir, PREDICTIONS_FILE), num_examples))
+    path = os.path.join(report_dir, REPORT_FILE)
+    with open(path, 'w') as f:
+        f.write(_markdown(summary, config, [p for p in pictures if p]))
+    return path

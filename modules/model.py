@@ -4,7 +4,9 @@ Encoder: MobileNetV2 (alpha 1.0, no top) at IMAGE_SIZE, skip outputs block_1/3/6
 block_16_project, frozen unless its weights are random or fine-tuning is asked for. Decoder:
 upsample blocks (Conv2DTranspose stride 2, BatchNorm, optional Dropout, ReLU) of 512/256/128/64
 filters, each followed by concatenation with the matching skip; a final Conv2DTranspose(NUM_CLASSES, 3,
-strides=2) produces logits at full resolution.
+strides=2) produces logits at full resolution. `copy_weights` moves trained weights between twins
+built with different dtype policies (train in bfloat16, serve in float32). `native_bfloat16` says whether
+this machine computes bfloat16 in hardware, where mixed precision is a speed-up rather than a slow-down.
 """
 
 import contextlib
@@ -12,6 +14,7 @@ import logging
 import os
 from typing import Optional, Sequence
 
+import tensorflow as tf
 import tf_keras as keras
 
 from modules import keys
@@ -126,3 +129,57 @@ def _all_layers(layer: keras.layers.Layer):
     yield layer
     for child in getattr(layer, 'layers', []):
         yield from _all_layers(child)
+
+
+def _leaf_layers(layer: keras.layers.Layer, path: str = ''):
+    """(path, layer) for every layer without sublayers; the path names the enclosing blocks."""
+    path = f'{path}/{layer.name}' if path else layer.name
+    children = getattr(layer, 'layers', None)
+    if not children:
+        return [(path, layer)]
+    return [leaf for child in children for leaf in _leaf_layers(child, path)]
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copies every weight of `source` into `target`, a twin built with other dtype policies or trainability.
+
+    Copied layer by layer, so a frozen encoder in one twin and a trainable one in the other (which
+    order `Model.get_weights()` differently) still match.
+
+    Args:
+      source: the trained model.
+      target: a model built by the same `build_unet` call except for `mixed_bfloat16`/`train_encoder`.
+
+    Raises:
+      ValueError: naming the first layer whose type or weight shapes differ.
+    """
+    sources, targets = _leaf_layers(source), _leaf_layers(target)
+    if len(sources) != len(targets):
+        raise ValueError(f'Cannot copy weights: {len(sources)} layers vs {len(targets)}')
+    for (path, src), (_, dst) in zip(sources, targets):
+        shapes = [tuple(w.shape) for w in src.weights], [tuple(w.shape) for w in dst.weights]
+        if type(src) is not type(dst) or shapes[0] != shapes[1]:
+            raise ValueError(f'Cannot copy weights: layer {path} has weights {shapes[0]} here, {shapes[1]} there')
+        dst.set_weights(src.get_weights())
+
+
+def native_bfloat16() -> bool:
+    """True where training would run on hardware with native bfloat16 math.
+
+    A GPU of compute capability 8.0 or newer, or, without a GPU, a CPU with AMX-BF16 or AVX512-BF16
+    (oneDNN then runs bfloat16 convolutions several times faster than float32). Elsewhere bfloat16 is
+    emulated and slower than float32.
+
+    Returns:
+      Whether mixed bfloat16 pays off here.
+    """
+    gpus = tf.config.list_physical_devices('GPU')
+    if gpus:
+        return all(tuple(tf.config.experimental.get_device_details(gpu).get('compute_capability', (0, 0))) >= (8, 0)
+                   for gpu in gpus)
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+    except OSError:
+        return False
+    return 'amx_bf16' in flags or 'avx512_bf16' in flags

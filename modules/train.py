@@ -3,6 +3,8 @@
 Hyperparameters come from the Trainer's `custom_config` (see `pipeline.config.PipelineConfig.
 to_custom_config`). Training history is written next to TensorBoard's logs in `model_run_dir`
 (`history.json`) for the run report, and TensorBoard gets a few eval predictions as images each epoch.
+Training may compute in mixed bfloat16 (where the hardware has it); the exported model always computes
+in float32.
 """
 
 import json
@@ -55,6 +57,32 @@ def check_input_matches_transform(model: keras.Model, tf_transform_output: tft.T
                          f'{tuple(transformed)}; build the model with image_size={transformed[0]}.')
 
 
+def use_mixed_bfloat16(training: TrainingConfig) -> bool:
+    """The configured precision, or, when unset, bfloat16 where this machine computes it natively."""
+    if training.mixed_bfloat16 is None:
+        return model_lib.native_bfloat16()
+    return training.mixed_bfloat16
+
+
+def _build_unet(training: TrainingConfig, mixed_bfloat16: bool) -> keras.Model:
+    return model_lib.build_unet(encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
+                                dropout=training.dropout, batchnorm_momentum=training.batchnorm_momentum,
+                                mixed_bfloat16=mixed_bfloat16)
+
+
+def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
+    """`model` itself if it computes in float32, else a float32 copy with its weights.
+
+    The exported model computes in float32 so it serves at full speed and precision on any machine,
+    not only those with native bfloat16.
+    """
+    if not use_mixed_bfloat16(training):
+        return model
+    twin = _build_unet(training, mixed_bfloat16=False)
+    model_lib.copy_weights(model, twin)
+    return twin
+
+
 def build_model(training: TrainingConfig, base_model: str = None) -> keras.Model:
     """Builds and compiles the U-Net, continuing from `base_model`'s weights when given.
 
@@ -65,9 +93,9 @@ def build_model(training: TrainingConfig, base_model: str = None) -> keras.Model
     Returns:
       Compiled model.
     """
-    model = model_lib.build_unet(encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
-                                 dropout=training.dropout, batchnorm_momentum=training.batchnorm_momentum,
-                                 mixed_bfloat16=training.mixed_bfloat16)
+    mixed_bfloat16 = use_mixed_bfloat16(training)
+    logging.info('Training computes in %s', 'mixed bfloat16' if mixed_bfloat16 else 'float32')
+    model = _build_unet(training, mixed_bfloat16)
     if base_model:
         logging.info('Warm start from %s', base_model)
         model.load_weights(os.path.join(base_model, 'variables', 'variables')).expect_partial()
@@ -111,7 +139,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), 'w') as f:
         json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, f, indent=1)
-    signatures.export_serving_model(model, tf_transform_output, serving_model_dir)
+    signatures.export_serving_model(float32_twin(model, training), tf_transform_output, serving_model_dir)
     return history.history
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tf_keras as keras
 
 from modules import keys, metrics
 
@@ -53,3 +54,18 @@ def test_per_example_weights_of_shape_b_by_1():
     expected = metrics.numpy_scores(repeated_labels[..., 0], repeated_predicted)
     assert got['pixel_accuracy'] == pytest.approx(expected['pixel_accuracy'])
     assert got['mean_iou'] == pytest.approx(expected['mean_iou'])
+
+
+def test_training_metrics_compile_with_xla():
+    # jit_compile=True is a TrainingConfig option: the metrics must compile inside an XLA train step.
+    rng = np.random.default_rng(2)
+    images = rng.random((4, 8, 8, 3), dtype=np.float32)
+    labels = rng.integers(0, 3, size=(4, 8, 8, 1))
+    model = keras.Sequential([keras.Input([8, 8, 3]), keras.layers.Conv2D(keys.NUM_CLASSES, 1)])
+    model.compile(optimizer='adam', loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=metrics.segmentation_metrics()[:2], jit_compile=True)
+    history = model.fit(images, labels, batch_size=2, epochs=1, verbose=0).history
+    predicted = np.argmax(model.predict(images, verbose=0), -1)
+    assert 0.0 <= history['pixel_accuracy'][0] <= 1.0 and 0.0 <= history['mean_iou'][0] <= 1.0
+    assert model.evaluate(images, labels, verbose=0, return_dict=True)['pixel_accuracy'] == pytest.approx(
+        metrics.numpy_scores(labels[..., 0], predicted)['pixel_accuracy'], abs=1e-6)

@@ -82,3 +82,22 @@ def test_batchnorm_momentum_reaches_every_batchnorm():
     momenta = {layer.momentum for layer in model_lib._all_layers(unet)
                if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.9}
+
+
+def test_copy_weights_turns_a_bfloat16_model_into_a_float32_twin_with_the_same_predictions(weights_file):
+    mixed = model_lib.build_unet(encoder_weights=weights_file[0], mixed_bfloat16=True)
+    twin = model_lib.build_unet(encoder_weights='none')  # encoder trainable here, frozen there: order differs
+    images = np.random.default_rng(0).random((2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
+    model_lib.copy_weights(mixed, twin)
+    for ours, theirs in zip(twin.weights, mixed.weights):
+        assert ours.dtype == theirs.dtype == 'float32'
+    assert twin.get_layer('upsample_0').layers[0].compute_dtype == 'float32'
+    expected, got = mixed(images, training=False).numpy(), twin(images, training=False).numpy()
+    assert np.mean(np.argmax(expected, -1) == np.argmax(got, -1)) > 0.95
+    np.testing.assert_allclose(got, expected, atol=0.1 * np.abs(expected).max())
+
+
+def test_copy_weights_names_the_layer_that_does_not_match():
+    with pytest.raises(ValueError, match='upsample_0'):
+        model_lib.copy_weights(model_lib.build_unet(encoder_weights='none'),
+                               model_lib.build_unet(encoder_weights='none', decoder_filters=(256, 256, 128, 64)))

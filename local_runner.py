@@ -49,6 +49,10 @@ def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
     """The preset with the flags that were given applied on top."""
     config = config_lib.preset(args.preset)
     data_overrides = {k: getattr(args, k) for k in ('dataset', 'data_dir', 'source_dir') if getattr(args, k)}
+    for key in ('data_dir', 'source_dir'):
+        # Paths are part of ExampleGen's cache key: `pets` and `./pets` and `/abs/pets` must be one source.
+        if key in data_overrides and '://' not in data_overrides[key]:
+            data_overrides[key] = os.path.abspath(os.path.expanduser(data_overrides[key]))
     if data_overrides:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, **data_overrides))
     if args.epochs:

@@ -1,0 +1,1 @@
+"""Benchmarks: this project vs the seed tutorial's code, side by side."""

@@ -1,4 +1,4 @@
-"""The whole pipeline with LocalDagRunner on generated images: four runs of a retraining story.
+"""The whole pipeline with LocalDagRunner on generated images: five runs of a retraining story.
 
 1. first run: trains, the absolute bounds bless it, version 1 is pushed;
 2. same data, warm start and an impossible bound: trains from run 1's model, the push is blocked,

@@ -11,7 +11,6 @@ import json
 import os
 from typing import List, Optional
 
-import numpy as np
 import tensorflow as tf
 
 from modules import keys, signatures, visualize

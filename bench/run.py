@@ -88,7 +88,8 @@ def _trained_encoder_weights(model_dir: str, path: str) -> str:
 
 
 def run_pipeline(source_dir: Optional[str], data_dir: Optional[str], output_dir: str, epochs: Optional[int]) -> Dict:
-    """`local_runner.py` (default preset) in a child process: wall time, peak memory, per-component seconds."""
+    """`local_runner.py` (default preset, the benchmark's data) in a child process: wall time, peak memory and
+    per-component seconds."""
     command = [sys.executable, os.path.join(ROOT, 'local_runner.py'), '--output_dir', output_dir]
     command += ['--epochs', str(epochs)] if epochs else []
     command += ['--source_dir', source_dir] if source_dir else ['--data_dir', data_dir]
@@ -278,7 +279,7 @@ def _markdown(results: Dict) -> str:
               f'(component wall time on {results["evaluation"]["num_eval"]} images, scaled); TFMA beyond its fixed '
               f'cost: {results["evaluation"]["tfma_marginal_s_per_1000"]:.1f} s; plain predict-and-score loop: '
               f'{results["evaluation"]["plain_loop_s_per_1000"]:.1f} s.', '',
-              f'End to end (`local_runner.py`, default preset, '
+              f'End to end (`local_runner.py`, default preset on these images, '
               f'{results["args"]["pipeline_epochs"] or "its"} epochs): '
               f'{pipeline_run["wall_s"]:.0f} s, peak RSS {pipeline_run["peak_rss_mb"]:.0f} MB; per component (s): '
               + ', '.join(f'{k} {v}' for k, v in pipeline_run['components_s'].items()), '',

@@ -70,7 +70,7 @@ class TrainingConfig:
     batchnorm_momentum: Optional[float] = None
     # Speed: bfloat16 compute with float32 variables (None: where the training machine has native bfloat16,
     # see modules.model.native_bfloat16; the exported model always computes in float32), and XLA compilation
-    # of the train step (off: on CPU it made training ~8x slower, see bench/README.md).
+    # of the train step (off: on CPU it made training 5-7x slower, see bench/README.md).
     mixed_bfloat16: Optional[bool] = None
     jit_compile: bool = False
     class_weights: Optional[Tuple[float, ...]] = None

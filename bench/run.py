@@ -77,8 +77,7 @@ def _choice(value: str, default: bool) -> bool:
 
 def _trained_encoder_weights(model_dir: str, path: str) -> str:
     """Saves the MobileNetV2 encoder of a trained U-Net SavedModel as a Keras no-top `.h5`; returns `path`."""
-    unet = model_lib.build_unet(encoder_weights='none')
-    unet.load_weights(os.path.join(model_dir, 'variables', 'variables')).expect_partial()
+    unet = train.build_model(config_lib.TrainingConfig(mixed_bfloat16=False), base_model=model_dir)
     mobilenet = keras.applications.MobileNetV2(input_shape=[128, 128, 3], include_top=False, weights=None)
     for layer in unet.get_layer('encoder').layers:
         if layer.weights:
@@ -129,7 +128,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     pipeline_root = os.path.join(args.work_dir, 'pipeline', 'petseg', 'pipeline_root')
     raw_train = glob.glob(os.path.join(summary.examples_uri, 'Split-train', '*'))
     raw_eval = glob.glob(os.path.join(summary.examples_uri, 'Split-eval', '*'))
-    eval_images, eval_masks = measure.decode_eval_split(measure.raw_records(raw_eval))
+    eval_records = measure.raw_records(raw_eval)
+    eval_images, eval_masks = measure.decode_eval_split(eval_records)
     num_train = summary.num_examples['train']
     steps = max(1, num_train // args.batch_size)
 
@@ -203,7 +203,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     results['serving'] = serving
     print('5/6 evaluation ...', flush=True)
     num_eval = summary.num_examples['eval']
-    eval_records = measure.raw_records(raw_eval)
     start = time.perf_counter()
     images, masks = measure.decode_eval_split(eval_records)
     measure.score(keras_model, images, masks)

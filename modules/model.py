@@ -131,6 +131,11 @@ def _all_layers(layer: keras.layers.Layer):
         yield from _all_layers(child)
 
 
+def computes_in_float32(model: keras.Model) -> bool:
+    """True when every layer of `model` computes in float32 (no mixed-precision policy anywhere)."""
+    return all(layer.compute_dtype == 'float32' for layer in _all_layers(model))
+
+
 def _leaf_layers(layer: keras.layers.Layer, path: str = ''):
     """(path, layer) for every layer without sublayers; the path names the enclosing blocks."""
     path = f'{path}/{layer.name}' if path else layer.name

@@ -76,7 +76,7 @@ def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
     The exported model computes in float32 so it serves at full speed and precision on any machine,
     not only those with native bfloat16.
     """
-    if not use_mixed_bfloat16(training):
+    if model_lib.computes_in_float32(model):
         return model
     twin = _build_unet(training, mixed_bfloat16=False)
     model_lib.copy_weights(model, twin)

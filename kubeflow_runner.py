@@ -20,6 +20,7 @@ os.environ['TF_USE_LEGACY_KERAS'] = '1'  # TFT 1.16 and TFMA 0.47 need Keras 2; 
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import inspect  # noqa: E402
 import warnings  # noqa: E402
 from typing import List, Optional, Sequence  # noqa: E402
 
@@ -27,10 +28,12 @@ warnings.filterwarnings('ignore', message='You are using a non-supported Python 
 
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import config as config_lib, platform  # noqa: E402
+from pipeline import flags, platform  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
 DEFAULT_OUTPUT = 'petseg_pipeline.json'
+_DATAFLOW_DEFAULTS = {name: parameter.default for name, parameter in
+                      inspect.signature(platform.dataflow_beam_args).parameters.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,30 +51,32 @@ class VertexRunRequest:
     max_concurrent_run_count: int = 1
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     out = parser.add_argument_group('compilation')
     out.add_argument('--output', default=DEFAULT_OUTPUT, help=f'pipeline spec JSON to write (default: {DEFAULT_OUTPUT})')
     out.add_argument('--pipeline_root', required=True, help='artifact root, e.g. gs://BUCKET/petseg')
     out.add_argument('--image', required=True, help='pipeline container image built from the Dockerfile')
-    out.add_argument('--preset', default='tutorial', choices=sorted(config_lib.PRESETS), help='settings (default: tutorial)')
     out.add_argument('--serving_dir', help='filesystem push destination (default: PIPELINE_ROOT/serving_model)')
-    data = parser.add_argument_group('data')
-    data.add_argument('--dataset', help='TFDS name[:version] (default: the preset\'s)')
-    data.add_argument('--data_dir', help='TFDS data dir with the prepared dataset, e.g. gs://BUCKET/tensorflow_datasets')
-    data.add_argument('--source_dir', help='Oxford-IIIT Pet images.tar.gz + annotations.tar.gz, e.g. on GCS')
+    flags.add_config_flags(parser, default_preset='tutorial')
     cloud = parser.add_argument_group('Google Cloud')
     cloud.add_argument('--project', help='GCP project (needed for Dataflow, Vertex training/endpoint, submit, schedule)')
     cloud.add_argument('--region', help='GCP region, e.g. us-central1 (same cases as --project)')
     cloud.add_argument('--beam_runner', choices=('direct', 'dataflow'), default='direct',
                        help='Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator (default: direct, in the pod)')
+    cloud.add_argument('--direct_num_workers', type=flags.non_negative_int, default=0,
+                       help='DirectRunner worker processes in the pod (default: 0, one per core)')
     cloud.add_argument('--dataflow_temp_location', help='gs:// temp dir for Dataflow')
-    cloud.add_argument('--dataflow_machine_type', default='n1-standard-4', help='Dataflow worker type (default: n1-standard-4)')
-    cloud.add_argument('--dataflow_max_workers', type=int, default=10, help='Dataflow autoscaling cap (default: 10)')
+    cloud.add_argument('--dataflow_machine_type', default=_DATAFLOW_DEFAULTS['machine_type'],
+                       help=f"Dataflow worker type (default: {_DATAFLOW_DEFAULTS['machine_type']})")
+    cloud.add_argument('--dataflow_max_workers', type=flags.positive_int, default=_DATAFLOW_DEFAULTS['max_num_workers'],
+                       help=f"Dataflow autoscaling cap (default: {_DATAFLOW_DEFAULTS['max_num_workers']})")
     cloud.add_argument('--vertex_training', action='store_true', help='run the Trainer as a Vertex AI custom job')
-    cloud.add_argument('--training_machine_type', default='n1-standard-8', help='Vertex training machine (default: n1-standard-8)')
+    machine = flags.dataclass_default(platform.VertexOptions, 'training_machine_type')
+    cloud.add_argument('--training_machine_type', default=machine, help=f'Vertex training machine (default: {machine})')
     cloud.add_argument('--gpu_type', help='Vertex training accelerator, e.g. NVIDIA_TESLA_T4 (with --vertex_training)')
-    cloud.add_argument('--gpu_count', type=int, default=1, help='accelerators per training machine (default: 1)')
+    cloud.add_argument('--gpu_count', type=flags.positive_int, default=1,
+                       help='accelerators per training machine (default: 1)')
     cloud.add_argument('--endpoint', help='deploy blessed models to this Vertex endpoint instead of --serving_dir')
     run = parser.add_argument_group('running (opt-in; needs credentials and network)')
     run.add_argument('--submit', action='store_true', help='run the compiled spec once on Vertex AI Pipelines')
@@ -79,7 +84,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     run.add_argument('--service_account', help='service account the runs use')
     run.add_argument('--enable_caching', choices=('auto', 'yes', 'no'), default='auto',
                      help='Vertex step caching; auto = on for --submit, off for --schedule so new data is read')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses the flags and builds the config once (`args.config`); invalid settings exit with status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Paths name the cluster's storage, not this machine's: never made absolute here.
+    args.config = flags.config_from_args(args, parser, absolute_paths=False)
+    if args.config.serving.validator == 'infra_validator':
+        parser.error("--validator infra_validator: TFX 1.16's Kubeflow V2 compiler cannot compile InfraValidator "
+                     '("component type is not supported"); use the default serving_check, which runs in the '
+                     "pipeline's own image.")
+    if args.config.data.sample is not None:
+        parser.error(f'preset {args.preset!r} generates sample data locally; on a cluster pass --data_dir or '
+                     '--source_dir (e.g. sample data copied to GCS).')
+    return args
 
 
 def _require(args: argparse.Namespace, names: Sequence[str], purpose: str) -> None:
@@ -103,28 +124,16 @@ def vertex_options(args: argparse.Namespace) -> Optional[platform.VertexOptions]
 def beam_args(args: argparse.Namespace) -> List[str]:
     """Beam arguments for the chosen runner."""
     if args.beam_runner == 'direct':
-        return ['--direct_running_mode=multi_processing', '--direct_num_workers=0']
+        return platform.direct_beam_args(args.direct_num_workers)
     _require(args, ('project', 'region', 'dataflow_temp_location'), '--beam_runner dataflow')
     return platform.dataflow_beam_args(args.project, args.region, args.dataflow_temp_location, args.image,
                                        args.dataflow_machine_type, args.dataflow_max_workers)
 
 
-def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
-    config = config_lib.preset(args.preset)
-    overrides = {k: getattr(args, k) for k in ('dataset', 'data_dir', 'source_dir') if getattr(args, k)}
-    if overrides:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, sample=None, **overrides))
-    if config.data.sample is not None:
-        raise SystemExit(f'Preset {args.preset!r} generates sample data locally; on a cluster pass '
-                         '--data_dir or --source_dir (e.g. sample data copied to GCS).')
-    return config.validate()
-
-
 def compile_pipeline(args: argparse.Namespace) -> str:
     """Writes the pipeline spec JSON; returns its path."""
-    config = build_config(args)
     pipeline = create_pipeline(
-        config,
+        args.config,
         pipeline_root=args.pipeline_root,
         serving_dir=args.serving_dir or os.path.join(args.pipeline_root, 'serving_model'),
         beam_pipeline_args=beam_args(args),
@@ -143,7 +152,7 @@ def run_request(args: argparse.Namespace, template_path: str) -> VertexRunReques
     """The Vertex AI Pipelines request for --submit or --schedule, built from flags without network."""
     _require(args, ('project', 'region'), '--submit / --schedule')
     caching = {'yes': True, 'no': False, 'auto': not args.schedule}[args.enable_caching]
-    return VertexRunRequest(project=args.project, region=args.region, display_name=build_config(args).name,
+    return VertexRunRequest(project=args.project, region=args.region, display_name=args.config.name,
                             template_path=template_path, pipeline_root=args.pipeline_root, enable_caching=caching,
                             service_account=args.service_account, cron=args.schedule)
 

@@ -2,91 +2,132 @@
 
     python local_runner.py                       # default preset on generated sample data, ~5 min on 2 CPU cores
     python local_runner.py --preset tutorial --data_dir ~/tensorflow_datasets
-    python local_runner.py --source_dir /data/pets   # images.tar.gz + annotations.tar.gz, offline
+    python local_runner.py --source_dir ../shared/data/oxford-pets-real --epochs 20   # real photos, offline
+    python local_runner.py --help                # every setting of pipeline/config.py is a flag
 
 Outputs go under --output_dir (default ./outputs): `<name>/pipeline_root/` (artifacts),
 `<name>/metadata.db` (MLMD), `<name>/serving_model/<version>/` (pushed, blessed models),
-`<name>/runs/<run id>/` (report.md with pictures, evaluation summary), `sample_data/` (generated data). Caching is on: an
-unchanged rerun reuses every component's outputs.
+`<name>/runs/<run id>/` (report.md with pictures, evaluation summary), `<name>/logs/` (the full log of each
+run), `sample_data/` (generated data). Caching is on: an unchanged rerun reuses every component's outputs.
+The console shows a line per component and per epoch; `--verbose` shows the full TensorFlow/Beam stream.
 """
 
 import os
 
 os.environ['TF_USE_LEGACY_KERAS'] = '1'  # TFT 1.16 and TFMA 0.47 need Keras 2; must precede TensorFlow's import.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # C++ INFO lines (oneDNN, cuda stubs) say nothing to a user
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import logging  # noqa: E402
+import datetime  # noqa: E402
+import sys  # noqa: E402
 import warnings  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
 # google-api-core warns once per Cloud client module that Python 3.10 is old; TFX 1.16 needs 3.10.
 warnings.filterwarnings('ignore', message='You are using a non-supported Python version')
 
-from tfx import v1 as tfx  # noqa: E402
+# Light imports only: TensorFlow, TFX and Beam are imported inside the run's console, so that what they
+# print while loading goes to the log file rather than the terminal.
+from pipeline import console as console_lib, flags, run_lock  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
 
-from pipeline import config as config_lib, platform, report, run_summary  # noqa: E402
-from pipeline.data_source import materialize_sample_data  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
 
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--preset', default='default', choices=sorted(config_lib.PRESETS),
-                        help='settings to start from (default: default, generated sample data)')
     parser.add_argument('--output_dir', default='outputs', help='root of all outputs (default: ./outputs)')
-    parser.add_argument('--dataset', help='TFDS dataset name[:version], e.g. oxford_iiit_pet:4.*.*')
-    parser.add_argument('--data_dir', help='TFDS data dir holding the prepared dataset')
-    parser.add_argument('--source_dir', help='Oxford-IIIT Pet images.tar.gz + annotations.tar.gz, or their folders')
-    parser.add_argument('--epochs', type=int, help="training epochs (default: the preset's)")
-    parser.add_argument('--direct_num_workers', type=int, default=1,
+    parser.add_argument('--direct_num_workers', type=flags.positive_int, default=1,
                         help='Beam DirectRunner workers; >1 runs them as processes (default: 1)')
     parser.add_argument('--no_cache', action='store_true', help='rerun every component even if nothing changed')
-    return parser.parse_args(argv)
+    parser.add_argument('--verbose', action='store_true', help='show the full TensorFlow/TFX/Beam log on the console')
+    parser.add_argument('--wait', type=float, default=0.0, metavar='SECONDS',
+                        help='when another run holds the same output directory, wait this long for it '
+                             '(default: 0, refuse at once)')
+    flags.add_config_flags(parser, default_preset='default')
+    return parser
 
 
-def config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
-    """The preset with the flags that were given applied on top."""
-    config = config_lib.preset(args.preset)
-    data_overrides = {k: getattr(args, k) for k in ('dataset', 'data_dir', 'source_dir') if getattr(args, k)}
-    for key in ('data_dir', 'source_dir'):
-        # Paths are part of ExampleGen's cache key: `pets` and `./pets` and `/abs/pets` must be one source.
-        if key in data_overrides and '://' not in data_overrides[key]:
-            data_overrides[key] = os.path.abspath(os.path.expanduser(data_overrides[key]))
-    if data_overrides:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, **data_overrides))
-    if args.epochs:
-        config = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=args.epochs))
-    return config.validate()
+def config_from_args(argv: Optional[Sequence[str]] = None):
+    """(parsed flags, validated config); invalid flags exit with status 2 and validate()'s message."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.wait < 0:
+        parser.error(f'--wait must be >= 0, got {args.wait}')
+    return args, flags.config_from_args(args, parser)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    output_dir = os.path.abspath(args.output_dir)
-    config = materialize_sample_data(config_from_args(args), os.path.join(output_dir, 'sample_data'))
-    run_dir = os.path.join(output_dir, config.name)
-    pipeline = create_pipeline(
-        config,
-        pipeline_root=os.path.join(run_dir, 'pipeline_root'),
-        serving_dir=os.path.join(run_dir, 'serving_model'),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            os.path.join(run_dir, 'metadata.db')),
-        beam_pipeline_args=platform.local_beam_args(args.direct_num_workers),
-        enable_cache=not args.no_cache,
-    )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+def _print_outputs(console: console_lib.RunConsole, config: PipelineConfig, run_dir: str) -> None:
+    from pipeline import report, run_summary
     summary = run_summary.read_run_summary(os.path.join(run_dir, 'metadata.db'), config.name)
     report_dir = os.path.join(run_dir, 'runs', summary.run_id.replace(':', '-'))
     summary_path = run_summary.write_summary(summary, report_dir)
     report_path = report.write_run_report(summary, config, report_dir)
-    print(f'\n{run_summary.format_table(summary)}\n')
-    print(f'Run report:         {report_path}')
-    print(f'Evaluation summary: {summary_path}')
-    print(f'Artifacts:          {os.path.join(run_dir, "pipeline_root")}')
-    print(f'Metadata:           {os.path.join(run_dir, "metadata.db")}')
-    print(f'Serving models:     {os.path.join(run_dir, "serving_model")}/<version>/')
+    console.print(f'\n{run_summary.format_table(summary)}\n')
+    console.print(f'Run report:         {report_path}')
+    console.print(f'Evaluation summary: {summary_path}')
+    console.print(f'Artifacts:          {os.path.join(run_dir, "pipeline_root")}')
+    console.print(f'Metadata:           {os.path.join(run_dir, "metadata.db")}')
+    console.print(f'Serving models:     {os.path.join(run_dir, "serving_model")}/<version>/')
+    console.print(f'Full log:           {console.log_path}')
+
+
+def run(config: PipelineConfig, output_dir: str, *, direct_num_workers: int = 1, enable_cache: bool = True,
+        verbose: bool = False, wait_s: float = 0.0) -> int:
+    """Runs the pipeline once and prints what it did; returns the exit status (0 ok, 1 failed).
+
+    Args:
+      config: validated settings.
+      output_dir: root of the outputs.
+      direct_num_workers: Beam DirectRunner workers.
+      enable_cache: reuse outputs of unchanged components.
+      verbose: full log on the console.
+      wait_s: how long to wait for another run of the same output directory to finish.
+
+    Returns:
+      The process exit status.
+    """
+    output_dir = os.path.abspath(output_dir)
+    run_dir = os.path.join(output_dir, config.name)
+    metadata_path = os.path.join(run_dir, 'metadata.db')
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    log_path = os.path.join(run_dir, 'logs', f'{stamp}-{os.getpid()}.log')
+    try:
+        lock = run_lock.acquire(run_dir, wait_s)
+    except run_lock.RunLockedError as e:
+        print(f'Not started: {e}', file=sys.stderr)
+        return 1
+    def describe(node: str):
+        from pipeline import run_summary
+        return run_summary.describe_node(metadata_path, config.name, node)
+
+    with lock, console_lib.RunConsole(log_path, describe, verbose=verbose) as console:
+        console.print(f'petseg: pipeline {config.name!r}, log {log_path}')
+        try:
+            from tfx import v1 as tfx
+            from pipeline import platform
+            from pipeline.data_source import materialize_sample_data
+            from pipeline.pipeline import create_pipeline
+            config = materialize_sample_data(config, os.path.join(output_dir, 'sample_data'))
+            pipeline = create_pipeline(
+                config,
+                pipeline_root=os.path.join(run_dir, 'pipeline_root'),
+                serving_dir=os.path.join(run_dir, 'serving_model'),
+                metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+                beam_pipeline_args=platform.direct_beam_args(direct_num_workers),
+                enable_cache=enable_cache,
+            )
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception as e:  # any failure: name the component and the reason, point at the log
+            console.failed(e)
+            return 1
+        _print_outputs(console, config, run_dir)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args, config = config_from_args(argv)
+    return run(config, args.output_dir, direct_num_workers=args.direct_num_workers, enable_cache=not args.no_cache,
+               verbose=args.verbose, wait_s=args.wait)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -9,7 +9,7 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import time  # noqa: E402
-from typing import Callable, Dict, List, Sequence, Tuple  # noqa: E402
+from typing import Callable, Dict, Sequence, Tuple  # noqa: E402
 
 import apache_beam as beam  # noqa: E402
 import numpy as np  # noqa: E402
@@ -48,10 +48,6 @@ def interleaved_training(sides: Dict[str, Tuple[keras.Model, tf.data.Dataset]], 
             seconds[name].append(time.perf_counter() - start)
     return {name: {'images_per_s': steps_per_epoch * batch_size / float(np.median(values[1:] or values)),
                    'epoch_s': values} for name, values in seconds.items()}
-
-
-def raw_records(files: Sequence[str]) -> List[bytes]:
-    return [r.numpy() for r in tf.data.TFRecordDataset(list(files), compression_type='GZIP')]
 
 
 def decode_eval_split(records: Sequence[bytes]) -> Tuple[np.ndarray, np.ndarray]:

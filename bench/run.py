@@ -21,7 +21,6 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
-import glob  # noqa: E402
 import json  # noqa: E402
 import platform as host  # noqa: E402
 import resource  # noqa: E402
@@ -29,7 +28,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Dict, Optional, Sequence  # noqa: E402
+from typing import Dict, List, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -39,8 +38,8 @@ import tf_keras as keras  # noqa: E402
 
 from bench import measure, tutorial_baseline  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
-from modules import data, model as model_lib, train  # noqa: E402
-from pipeline import config as config_lib, run_summary  # noqa: E402
+from modules import data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
+from pipeline import config as config_lib, flags, node_ids, platform, run_summary  # noqa: E402
 from pipeline.eval_config import build_eval_config  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,37 +47,46 @@ RESULTS_DIR = os.path.join(ROOT, 'bench', 'results')
 SERVING_SIZES = ((500, 375), (250, 188), (1000, 750))
 
 
+# The benchmark's own defaults on top of the `default` preset: the tutorial's batch size, a few epochs.
+BENCH_OVERRIDES = {'training.epochs': 8, 'training.batch_size': tutorial_baseline.BATCH_SIZE,
+                   'training.batchnorm_momentum': 0.9}
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Benchmark flags plus every setting of the pipeline's config (`pipeline/flags.py`), parsed into `args.config`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--num_train', type=int, default=480, help='generated training images (default 480)')
-    parser.add_argument('--num_test', type=int, default=120, help='generated eval images (default 120)')
-    parser.add_argument('--epochs', type=int, default=8, help='training epochs of every side compared (default 8)')
-    parser.add_argument('--pipeline_epochs', type=int, help="epochs of the end-to-end run (default: the preset's)")
-    parser.add_argument('--batch_size', type=int, default=tutorial_baseline.BATCH_SIZE, help='both sides (default 64)')
-    parser.add_argument('--source_dir', help='Oxford-IIIT Pet archives/folders instead of generated data')
-    parser.add_argument('--data_dir', help='TFDS data dir with oxford_iiit_pet prepared, instead of generated data')
-    parser.add_argument('--encoder_weights',
-                        help='MobileNetV2 no-top .h5, frozen, for every side (default: the encoder the end-to-end '
-                             'run trained, a stand-in for the ImageNet weights the tutorial uses)')
-    parser.add_argument('--batchnorm_momentum', type=float, default=0.9,
-                        help='decoder BatchNorm momentum, both sides (default 0.9: few steps on small data)')
-    parser.add_argument('--mixed_bfloat16', choices=('config', 'on', 'off'), default='config',
-                        help="this project's precision (default: TrainingConfig's, i.e. bfloat16 where the CPU has it)")
-    parser.add_argument('--jit_compile', choices=('config', 'on', 'off'), default='config',
-                        help="this project's XLA setting (default: TrainingConfig's)")
+    parser.add_argument('--num_train', type=flags.positive_int, default=480, help='generated training images (default 480)')
+    parser.add_argument('--num_test', type=flags.positive_int, default=120, help='generated eval images (default 120)')
+    parser.add_argument('--pipeline_epochs', type=flags.positive_int,
+                        help="epochs of the end-to-end run (default: the preset's)")
     parser.add_argument('--work_dir', default=os.path.join(ROOT, 'outputs', 'bench'), help='scratch (default outputs/bench)')
     parser.add_argument('--results_dir', default=RESULTS_DIR, help='where results go (default bench/results)')
-    return parser.parse_args(argv)
+    flags.add_config_flags(parser, default_preset='default')
+    args = parser.parse_args(argv)
+    args.config = flags.config_from_args(args, parser, base_overrides=BENCH_OVERRIDES)
+    return args
 
 
-def _choice(value: str, default: bool) -> bool:
-    return default if value == 'config' else value == 'on'
+def cpu_kind() -> Dict[str, object]:
+    """The processor's model name and its bfloat16 hardware: speed differs a lot between kinds."""
+    info = {'model_name': host.processor() or host.machine(), 'amx_bf16': False, 'avx512_bf16': False}
+    try:
+        with open('/proc/cpuinfo') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return info
+    names = [line.split(':', 1)[1].strip() for line in lines if line.startswith('model name')]
+    cpu_flags = next((line.split(':', 1)[1].split() for line in lines if line.startswith('flags')), [])
+    info.update(model_name=names[0] if names else info['model_name'], amx_bf16='amx_bf16' in cpu_flags,
+                avx512_bf16='avx512_bf16' in cpu_flags)
+    return info
 
 
 def _trained_encoder_weights(model_dir: str, path: str) -> str:
     """Saves the MobileNetV2 encoder of a trained U-Net SavedModel as a Keras no-top `.h5`; returns `path`."""
     unet = train.build_model(config_lib.TrainingConfig(mixed_bfloat16=False), base_model=model_dir)
-    mobilenet = keras.applications.MobileNetV2(input_shape=[128, 128, 3], include_top=False, weights=None)
+    mobilenet = keras.applications.MobileNetV2(input_shape=[keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.IMAGE_CHANNELS],
+                                               include_top=False, weights=None)
     for layer in unet.get_layer('encoder').layers:
         if layer.weights:
             mobilenet.get_layer(layer.name).set_weights(layer.get_weights())
@@ -86,109 +94,113 @@ def _trained_encoder_weights(model_dir: str, path: str) -> str:
     return path
 
 
-def run_pipeline(source_dir: Optional[str], data_dir: Optional[str], output_dir: str, epochs: Optional[int]) -> Dict:
+def run_pipeline(config: config_lib.PipelineConfig, output_dir: str, epochs: Optional[int]) -> Dict:
     """`local_runner.py` (default preset, the benchmark's data) in a child process: wall time, peak memory and
     per-component seconds."""
-    command = [sys.executable, os.path.join(ROOT, 'local_runner.py'), '--output_dir', output_dir]
+    data = config.data
+    command = [sys.executable, os.path.join(ROOT, 'local_runner.py'), '--output_dir', output_dir, '--name', config.name]
     command += ['--epochs', str(epochs)] if epochs else []
-    command += ['--source_dir', source_dir] if source_dir else ['--data_dir', data_dir]
+    command += ['--source_dir', data.source_dir] if data.source_dir else ['--data_dir', data.data_dir]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     wall = time.perf_counter() - start
-    summary = run_summary.read_run_summary(os.path.join(output_dir, 'petseg', 'metadata.db'), 'petseg')
+    summary = run_summary.read_run_summary(os.path.join(output_dir, config.name, 'metadata.db'), config.name)
     return {'wall_s': wall, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             'components_s': {c.node_id: round(c.seconds, 1) for c in summary.components},
             'summary': summary}
 
 
-def _newest(pattern: str) -> str:
-    return max(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
+@dataclasses.dataclass
+class _Inputs:
+    """What every section after the end-to-end run reads."""
+
+    summary: run_summary.RunSummary
+    served_dir: str
+    encoder_weights: str
+    pipeline_root: str
+    raw_train: List[str]
+    eval_records: List[bytes]
+    eval_images: np.ndarray
+    eval_masks: np.ndarray
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    args = parse_args(argv)
-    tfds.display_progress_bar(False)
-    shutil.rmtree(args.work_dir, ignore_errors=True)
-    os.makedirs(args.work_dir)
-    results: Dict = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                     'machine': {'cpus': os.cpu_count(), 'processor': host.processor() or host.machine(),
-                                 'tensorflow': tf.__version__}, 'args': vars(args).copy()}
-    source_dir, data_dir = args.source_dir, args.data_dir
-    if not (source_dir or data_dir):
-        source_dir = os.path.join(args.work_dir, 'pets')
-        sample_data.write_folders(source_dir, args.num_train, args.num_test, seed=0)
-
+def measure_pipeline(args: argparse.Namespace, config: config_lib.PipelineConfig, results: Dict) -> _Inputs:
     print('1/6 end-to-end local_runner.py ...', flush=True)
-    pipeline_run = run_pipeline(source_dir, data_dir, os.path.join(args.work_dir, 'pipeline'), args.pipeline_epochs)
+    pipeline_dir = os.path.join(args.work_dir, 'pipeline')
+    pipeline_run = run_pipeline(config, pipeline_dir, args.pipeline_epochs)
     summary = pipeline_run.pop('summary')
     results['pipeline'] = pipeline_run
-    served_dir = summary.pushed_to or os.path.join(summary.model_uri, 'Format-Serving')
-    weights = args.encoder_weights or _trained_encoder_weights(served_dir, os.path.join(args.work_dir, 'encoder.h5'))
-    results['encoder_weights'] = args.encoder_weights or 'the encoder trained by the end-to-end run'
-    pipeline_root = os.path.join(args.work_dir, 'pipeline', 'petseg', 'pipeline_root')
-    raw_train = glob.glob(os.path.join(summary.examples_uri, 'Split-train', '*'))
-    raw_eval = glob.glob(os.path.join(summary.examples_uri, 'Split-eval', '*'))
-    eval_records = measure.raw_records(raw_eval)
+    served_dir = summary.pushed_to or paths.serving_model_dir(summary.model_uri)
+    given = config.training.encoder_weights
+    weights = given if given.endswith('.h5') else _trained_encoder_weights(
+        served_dir, os.path.join(args.work_dir, 'encoder.h5'))
+    results['encoder_weights'] = given if given.endswith('.h5') else 'the encoder trained by the end-to-end run'
+    eval_records = paths.read_gzip_records(paths.split_dir(summary.examples_uri, 'eval'))
     eval_images, eval_masks = measure.decode_eval_split(eval_records)
-    num_train = summary.num_examples['train']
-    steps = max(1, num_train // args.batch_size)
+    return _Inputs(summary, served_dir, weights, os.path.join(pipeline_dir, config.name, 'pipeline_root'),
+                   tf.io.gfile.glob(os.path.join(paths.split_dir(summary.examples_uri, 'train'), '*')),
+                   eval_records, eval_images, eval_masks)
 
+
+def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_dir: str, results: Dict):
+    """Trains the tutorial's code and this project (both precisions) side by side; returns (project model, settings)."""
     print('2/6 training and quality, interleaved: tutorial baseline, this project (float32 and bfloat16) ...', flush=True)
-    dataset, _ = tutorial_baseline.load_dataset(source_dir, data_dir, os.path.join(args.work_dir, 'tfds'))
-    train_batches, _ = tutorial_baseline.input_pipelines(dataset, args.batch_size)
-    defaults = config_lib.TrainingConfig()
-    training = dataclasses.replace(
-        defaults, epochs=args.epochs, batch_size=args.batch_size, encoder_weights=weights, train_encoder=False,
-        batchnorm_momentum=args.batchnorm_momentum, steps_per_epoch=steps,
-        mixed_bfloat16=_choice(args.mixed_bfloat16, train.use_mixed_bfloat16(defaults)),
-        jit_compile=_choice(args.jit_compile, defaults.jit_compile))
-    transform_output = tft.TFTransformOutput(_newest(os.path.join(pipeline_root, 'Transform', 'transform_graph', '*')))
-    transformed_train = glob.glob(os.path.join(_newest(os.path.join(pipeline_root, 'Transform', 'transformed_examples', '*')),
-                                               'Split-train', '*'))
+    settings = config.training
+    data = config.data
+    steps = max(1, inputs.summary.num_examples['train'] // settings.batch_size)
+    dataset, _ = tutorial_baseline.load_dataset(data.source_dir, data.data_dir, os.path.join(work_dir, 'tfds'))
+    train_batches, _ = tutorial_baseline.input_pipelines(dataset, settings.batch_size)
+    training = dataclasses.replace(settings, encoder_weights=inputs.encoder_weights, train_encoder=False,
+                                   steps_per_epoch=steps, mixed_bfloat16=train.use_mixed_bfloat16(settings))
+    transform_root = os.path.join(inputs.pipeline_root, node_ids.TRANSFORM)
+    transform_output = tft.TFTransformOutput(paths.version_dir(os.path.join(transform_root, 'transform_graph')))
+    transformed_train = tf.io.gfile.glob(os.path.join(
+        paths.split_dir(paths.version_dir(os.path.join(transform_root, 'transformed_examples')), 'train'), '*'))
 
-    def project_side(settings):
-        return train.build_model(settings), data.input_fn(
-            transformed_train, transform_output, args.batch_size, training=True,
-            shuffle_buffer=settings.shuffle_buffer, repeat=True)
+    def project_side(side_settings):
+        return train.build_model(side_settings), data_lib.input_fn(
+            transformed_train, transform_output, settings.batch_size, training=True,
+            shuffle_buffer=side_settings.shuffle_buffer, repeat=True)
 
-    sides = {'baseline': (tutorial_baseline.build_and_compile(weights, args.batchnorm_momentum), train_batches),
+    sides = {'baseline': (tutorial_baseline.build_and_compile(inputs.encoder_weights, settings.batchnorm_momentum),
+                          train_batches),
              'project': project_side(training)}
     other_precision = dataclasses.replace(training, mixed_bfloat16=not training.mixed_bfloat16)
     sides['project_' + ('float32' if training.mixed_bfloat16 else 'bfloat16')] = project_side(other_precision)
-    timed = measure.interleaved_training(sides, args.epochs, steps, args.batch_size)
+    timed = measure.interleaved_training(sides, settings.epochs, steps, settings.batch_size)
     for name, (model, _) in sides.items():
-        timed[name]['quality'] = measure.score(model, eval_images, eval_masks)
-    project_model = sides['project'][0]
+        timed[name]['quality'] = measure.score(model, inputs.eval_images, inputs.eval_masks)
     results['training'] = {
-        'settings': {'batch_size': args.batch_size, 'epochs': args.epochs, 'steps_per_epoch': steps,
+        'settings': {'batch_size': settings.batch_size, 'epochs': settings.epochs, 'steps_per_epoch': steps,
                      'mixed_bfloat16': training.mixed_bfloat16, 'jit_compile': training.jit_compile},
         **timed,
     }
-    project_ips, baseline_ips = timed['project']['images_per_s'], timed['baseline']['images_per_s']
+    return sides['project'][0], training
 
+
+def measure_preprocessing(inputs: _Inputs, work_dir: str, results: Dict) -> None:
     print('3/6 preprocessing ...', flush=True)
-    train_records = measure.raw_records(raw_train)
-    preprocessing_dir = os.path.join(args.work_dir, 'preprocessing')
+    train_records = paths.read_gzip_records(inputs.raw_train)
+    preprocessing_dir = os.path.join(work_dir, 'preprocessing')
     results['preprocessing'] = {
-        'tfdata_images_per_s': measure.tfdata_preprocess_throughput(raw_train),
+        'tfdata_images_per_s': measure.tfdata_preprocess_throughput(inputs.raw_train),
         'transform_1_worker_images_per_s': measure.transform_throughput(
-            train_records, os.path.join(preprocessing_dir, '1'), ['--direct_running_mode=in_memory', '--direct_num_workers=1']),
+            train_records, os.path.join(preprocessing_dir, '1'), platform.direct_beam_args(1)),
         'transform_2_workers_images_per_s': measure.transform_throughput(
-            train_records, os.path.join(preprocessing_dir, '2'), ['--direct_running_mode=multi_processing', '--direct_num_workers=2']),
+            train_records, os.path.join(preprocessing_dir, '2'), platform.direct_beam_args(2)),
         # Beam and TFT cost seconds per pipeline whatever its size; the per-image rate shows what scales.
         'transform_1_worker_marginal_images_per_s': measure.marginal_throughput(
             lambda records: measure.transform_throughput(records, os.path.join(preprocessing_dir, f'm{len(records)}'),
-                                                         ['--direct_running_mode=in_memory', '--direct_num_workers=1']),
+                                                         platform.direct_beam_args(1)),
             train_records),
     }
 
+
+def measure_serving(inputs: _Inputs, keras_model: keras.Model, results: Dict) -> None:
     print('4/6 serving ...', flush=True)
-    served = tf.saved_model.load(served_dir)
-    serve = served.signatures['serving_default']
-    # The exported model computes in float32 whatever the training precision; compare like with like.
-    keras_model = train.float32_twin(project_model, training)
+    serve = tf.saved_model.load(inputs.served_dir).signatures['serving_default']
     compiled_call = tf.function(lambda images: keras_model(images, training=False))
-    decoded = eval_images[:1]
+    decoded = inputs.eval_images[:1]
     serving = {'model_predict_1': measure.latencies(lambda: keras_model.predict(decoded, verbose=0)),
                'model_call_1': measure.latencies(lambda: compiled_call(decoded))}
     for width, height in SERVING_SIZES:
@@ -196,33 +208,66 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         jpeg = sample_data.encode_jpeg(np.asarray(tf.image.resize(image, (height, width)), np.uint8))
         serving[f'serving_default_jpeg_{width}x{height}'] = measure.latencies(lambda: serve(image_bytes=tf.constant([jpeg])))
     batch_jpegs = tf.constant([sample_data.encode_jpeg(sample_data.make_example(seed=4, index=i)[0]) for i in range(32)])
-    batch_decoded = np.repeat(eval_images[:1], 32, axis=0)
+    batch_decoded = np.repeat(inputs.eval_images[:1], 32, axis=0)
     serving['serving_default_batch32_images_per_s'] = 32000 / measure.latencies(lambda: serve(image_bytes=batch_jpegs), 10)['p50_ms']
     serving['model_predict_batch32_images_per_s'] = 32000 / measure.latencies(
         lambda: keras_model.predict(batch_decoded, verbose=0), 10)['p50_ms']
     results['serving'] = serving
+
+
+def measure_evaluation(inputs: _Inputs, keras_model: keras.Model, work_dir: str, results: Dict) -> None:
     print('5/6 evaluation ...', flush=True)
-    num_eval = summary.num_examples['eval']
+    num_eval = inputs.summary.num_examples['eval']
     start = time.perf_counter()
-    images, masks = measure.decode_eval_split(eval_records)
+    images, masks = measure.decode_eval_split(inputs.eval_records)
     measure.score(keras_model, images, masks)
     plain_s = time.perf_counter() - start
     eval_config = build_eval_config(config_lib.EvaluationConfig())
     for metric in eval_config.metrics_specs[0].metrics:
         metric.threshold.ClearField('change_threshold')  # no baseline model here; the work is the same
     results['evaluation'] = {
-        'evaluator_s_per_1000': pipeline_run['components_s']['Evaluator'] / num_eval * 1000,
+        'evaluator_s_per_1000': results['pipeline']['components_s'][node_ids.EVALUATOR] / num_eval * 1000,
         # TFMA's Beam pipeline and model load cost seconds whatever the split's size; this is what scales.
         'tfma_marginal_s_per_1000': 1000 / measure.marginal_throughput(
-            lambda records: measure.evaluator_throughput(records, served_dir, eval_config,
-                                                         os.path.join(args.work_dir, f'tfma_{len(records)}')),
-            eval_records),
+            lambda records: measure.evaluator_throughput(records, inputs.served_dir, eval_config,
+                                                         os.path.join(work_dir, f'tfma_{len(records)}')),
+            inputs.eval_records),
         'plain_loop_s_per_1000': plain_s / num_eval * 1000, 'num_eval': num_eval}
 
+
+def measure_flops(inputs: _Inputs, results: Dict) -> None:
     print('6/6 FLOPs ...', flush=True)
-    counted = measure.flops(model_lib.build_unet(encoder_weights=weights))
-    results['flops'] = {**counted, 'project_achieved_gflops': counted['train_flops_per_image'] * project_ips / 1e9,
-                        'baseline_achieved_gflops': counted['train_flops_per_image'] * baseline_ips / 1e9}
+    counted = measure.flops(model_lib.build_unet(encoder_weights=inputs.encoder_weights))
+    training = results['training']
+    results['flops'] = {
+        **counted,
+        'project_achieved_gflops': counted['train_flops_per_image'] * training['project']['images_per_s'] / 1e9,
+        'baseline_achieved_gflops': counted['train_flops_per_image'] * training['baseline']['images_per_s'] / 1e9}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
+    tfds.display_progress_bar(False)
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    os.makedirs(args.work_dir)
+    config = args.config
+    if config.data.sample is not None:
+        source_dir = os.path.join(args.work_dir, 'pets')
+        sample_data.write_folders(source_dir, args.num_train, args.num_test, seed=0)
+        config = config.with_overrides({'data.source_dir': source_dir})
+    results: Dict = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                     'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind(), 'tensorflow': tf.__version__},
+                     'command': ' '.join(['python -m bench.run', *(sys.argv[1:] if argv is None else argv)]),
+                     'args': {k: v for k, v in vars(args).items() if k != 'config'},
+                     'config': dataclasses.asdict(config)}
+    inputs = measure_pipeline(args, config, results)
+    project_model, training = measure_training(config, inputs, args.work_dir, results)
+    measure_preprocessing(inputs, args.work_dir, results)
+    # The exported model computes in float32 whatever the training precision; compare like with like.
+    keras_model = train.float32_twin(project_model, training)
+    measure_serving(inputs, keras_model, results)
+    measure_evaluation(inputs, keras_model, args.work_dir, results)
+    measure_flops(inputs, results)
     results['ratios'] = ratios(results)
     write_results(results, args.results_dir)
     return results
@@ -256,9 +301,7 @@ def ratios(results: Dict) -> Dict[str, float]:
 def _markdown(results: Dict) -> str:
     training, pipeline_run = results['training'], results['pipeline']
     lines = [f'# petseg benchmark, {results["date"]}', '',
-             f'Machine: {results["machine"]}. Command: `python -m bench.run '
-             + ' '.join(f'--{k} {v}' for k, v in results['args'].items() if v is not None and k not in ('work_dir', 'results_dir'))
-             + '`', '', '| ratio | value |', '|---|---|']
+             f'Machine: {results["machine"]}. Command: `{results["command"]}`', '', '| ratio | value |', '|---|---|']
     lines += [f'| {name} | {value:.2f} |' for name, value in results['ratios'].items()]
     sides = [name for name in training if name != 'settings']
     lines += ['', f'Training: same data, batch {training["settings"]["batch_size"]}, {training["settings"]["epochs"]} '

@@ -1,6 +1,7 @@
 """The seed tutorial's training code as a plain tf_keras script: the reference every benchmark figure is compared with.
 
-Kept as close to `../shared/seed/segmentation-tutorial.txt` as the stack allows: its `load_image` and
+Kept as close to the TensorFlow tutorial "Image segmentation" (tensorflow.org/tutorials/images/segmentation,
+the notebook this project started from) as the stack allows: its `load_image` and
 `normalize` (bilinear resize of image *and* mask, then `mask -= 1`), the `Augment` layer (two
 RandomFlips with one seed), `.cache().shuffle(1000).batch(64).repeat().map(Augment()).prefetch()`,
 the pix2pix `upsample` blocks, `unet_model`, Adam and SparseCategoricalCrossentropy(from_logits).

@@ -1,4 +1,4 @@
-"""The one source of truth for feature keys, class layout and image size.
+"""The one source of truth for feature keys, class layout (names, colours) and image size.
 
 ExampleGen writes the canonical raw keys below whatever the TFDS dataset calls its features;
 `preprocessing_fn`, `run_fn`, the serving signatures and the TFMA config all import from here.
@@ -7,6 +7,12 @@ ExampleGen writes the canonical raw keys below whatever the TFDS dataset calls i
 IMAGE_KEY = 'image'
 MASK_KEY = 'segmentation_mask'
 FILE_NAME_KEY = 'file_name'
+# Per-example numbers ExampleGen measures for data validation (never model inputs).
+IMAGE_HEIGHT_KEY = 'image_height'
+IMAGE_WIDTH_KEY = 'image_width'
+IMAGE_CHANNELS_KEY = 'image_channels'
+CLASS_FRACTION_KEYS = ('pet_fraction', 'background_fraction', 'border_fraction')  # one per CLASS_NAMES entry
+DRIFT_FEATURES = (IMAGE_HEIGHT_KEY, IMAGE_WIDTH_KEY, IMAGE_CHANNELS_KEY) + CLASS_FRACTION_KEYS
 
 IMAGE_SIZE = 128
 IMAGE_CHANNELS = 3
@@ -16,6 +22,9 @@ TRIMAP_OFFSET = 1
 CLASS_NAMES = ('pet', 'background', 'border')
 NUM_CLASSES = len(CLASS_NAMES)
 PET_CLASS_ID = 0
+# RGB per class, for masks people look at (report, TensorBoard, CLI, web page): warm pet, neutral
+# background, bright border so the thin ring is easy to see.
+CLASS_COLORS = ((230, 90, 40), (40, 60, 120), (250, 230, 60))
 
 
 def transformed_name(key: str) -> str:

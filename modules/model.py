@@ -168,23 +168,27 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
         dst.set_weights(src.get_weights())
 
 
-def native_bfloat16() -> bool:
+def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> bool:
     """True where training would run on hardware with native bfloat16 math.
 
     A GPU of compute capability 8.0 or newer, or, without a GPU, a CPU with AMX-BF16 or AVX512-BF16
     (oneDNN then runs bfloat16 convolutions several times faster than float32). Elsewhere bfloat16 is
     emulated and slower than float32.
 
+    Args:
+      cpu_flags: the CPU's feature flags; None reads them from /proc/cpuinfo (and asks about GPUs first).
+
     Returns:
       Whether mixed bfloat16 pays off here.
     """
-    gpus = tf.config.list_physical_devices('GPU')
-    if gpus:
-        return all(tuple(tf.config.experimental.get_device_details(gpu).get('compute_capability', (0, 0))) >= (8, 0)
-                   for gpu in gpus)
-    try:
-        with open('/proc/cpuinfo') as f:
-            flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
-    except OSError:
-        return False
-    return 'amx_bf16' in flags or 'avx512_bf16' in flags
+    if cpu_flags is None:
+        gpus = tf.config.list_physical_devices('GPU')
+        if gpus:
+            return all(tuple(tf.config.experimental.get_device_details(gpu).get('compute_capability', (0, 0)))
+                       >= (8, 0) for gpu in gpus)
+        try:
+            with open('/proc/cpuinfo') as f:
+                cpu_flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+        except OSError:
+            return False
+    return 'amx_bf16' in cpu_flags or 'avx512_bf16' in cpu_flags

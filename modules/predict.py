@@ -3,9 +3,10 @@
     python -m modules.predict --model outputs/petseg/serving_model IMAGE_OR_DIR_OR_GLOB... --out predictions/
 
 `--model` is a SavedModel directory or a serving root with numbered versions (the newest is used,
-or `--version N`). Each image's raw bytes go through `serving_default`; for `NAME.jpg` it writes
-`NAME_mask.png` (class ids 0 pet, 1 background, 2 border), `NAME_mask_color.png` and
-`NAME_overlay.png` (colour mask over the original, at the original size), then prints the share of
+or `--version N`). Each image's raw bytes go through `serving_full_size`, which returns the mask at the
+image's own size (older models without it: `serving_default`'s 128x128 mask, upscaled here); for
+`NAME.jpg` it writes `NAME_mask.png` (class ids 0 pet, 1 background, 2 border), `NAME_mask_color.png` and
+`NAME_overlay.png` (colour mask over the original), all at the original size, then prints the share of
 each class. Unreadable files are reported and skipped; the exit code is 1 if any was skipped.
 """
 
@@ -23,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from modules import visualize  # noqa: E402
+from modules import paths, signatures, visualize  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 
@@ -41,15 +42,11 @@ def resolve_model_dir(model: str, version: Optional[int] = None) -> str:
     Raises:
       FileNotFoundError: no SavedModel there.
     """
-    if os.path.exists(os.path.join(model, 'saved_model.pb')) and version is None:
+    if os.path.exists(os.path.join(model, paths.SAVED_MODEL_FILE)) and version is None:
         return model
-    versions = sorted(int(d) for d in os.listdir(model) if d.isdigit()) if os.path.isdir(model) else []
-    if not versions:
+    if not paths.numbered_versions(model):
         raise FileNotFoundError(f'No SavedModel in {model!r} and no numbered versions under it.')
-    chosen = versions[-1] if version is None else version
-    if chosen not in versions:
-        raise FileNotFoundError(f'Version {chosen} not in {model!r}; available: {versions}')
-    return os.path.join(model, str(chosen))
+    return paths.version_dir(model, version)
 
 
 def expand_inputs(inputs: Iterable[str]) -> List[str]:
@@ -66,8 +63,15 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
     return paths
 
 
-def predict_file(serve, path: str) -> Tuple[Image.Image, np.ndarray]:
-    """Reads one image file and returns it with the predicted class-id mask [128, 128]."""
+def mask_signature(model):
+    """(signature, whether it answers at full size): `serving_full_size` where the model has it."""
+    if signatures.SERVING_FULL_SIZE in model.signatures:
+        return model.signatures[signatures.SERVING_FULL_SIZE], True
+    return model.signatures[signatures.SERVING_DEFAULT], False
+
+
+def predict_file(serve, path: str, full_size: bool = True) -> Tuple[Image.Image, np.ndarray]:
+    """Reads one image file and returns it with its class-id mask at the image's own size."""
     data = open(path, 'rb').read()
     try:
         with Image.open(io.BytesIO(data)) as picture:
@@ -75,8 +79,12 @@ def predict_file(serve, path: str) -> Tuple[Image.Image, np.ndarray]:
             original = picture.convert('RGB')
     except UnidentifiedImageError:
         raise ValueError('not an image file') from None
-    mask = serve(image_bytes=tf.constant([data]))['mask'][0].numpy()
-    return original, mask
+    outputs = serve(image_bytes=tf.constant([data]))
+    if not full_size:
+        small = Image.fromarray(outputs['mask'][0].numpy())
+        return original, np.asarray(small.resize(original.size, Image.NEAREST))
+    height, width = int(outputs['height'][0]), int(outputs['width'][0])
+    return original, outputs['mask'][0, :height, :width].numpy()
 
 
 def write_outputs(original: Image.Image, mask: np.ndarray, out_dir: str, stem: str) -> Dict[str, str]:
@@ -97,14 +105,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     model_dir = resolve_model_dir(args.model, args.version)
-    serve = tf.saved_model.load(model_dir).signatures['serving_default']
+    serve, full_size = mask_signature(tf.saved_model.load(model_dir))
     os.makedirs(args.out, exist_ok=True)
     paths = expand_inputs(args.images)
     print(f'Model: {model_dir}\nImages: {len(paths)}')
     skipped = []
     for path in tqdm(paths, unit='image', disable=len(paths) < 5 or not sys.stderr.isatty()):
         try:
-            original, mask = predict_file(serve, path)
+            original, mask = predict_file(serve, path, full_size)
         except (OSError, ValueError, tf.errors.InvalidArgumentError) as e:
             reason = getattr(e, 'message', str(e)).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             skipped.append(path)

@@ -4,10 +4,13 @@ Signatures:
 - `serving_default`: `image_bytes` [B] encoded JPEG/PNG of any size -> `mask` uint8 [B, 128, 128]
   class ids and `probabilities` float32 [B, 128, 128, 3]. Empty or undecodable bytes fail the
   request with InvalidArgumentError naming the problem; no garbage mask is returned.
+- `serving_full_size`: `image_bytes` [B] -> `mask` uint8 [B, H_max, W_max], each image's mask at its own
+  height and width (class probabilities resized bilinearly, then argmax), padded with PADDING_CLASS to the
+  batch's largest size, plus `height` and `width` int32 [B] to crop each one.
 - `serving_tf_example`: serialized tf.Examples -> `logits`, for TFMA and batch prediction.
 - `transform_features`: serialized tf.Examples -> transformed features (what Transform wrote).
 
-All three run the TFT layer, never a re-implementation of preprocessing.
+All of them run the TFT layer, never a re-implementation of preprocessing.
 """
 
 from typing import Dict
@@ -19,8 +22,52 @@ import tf_keras as keras
 from modules import keys
 
 IMAGE_BYTES_INPUT = 'image_bytes'  # the `_bytes` suffix lets TF Serving / Vertex decode {"b64": ...}
+SERVING_DEFAULT = 'serving_default'
+SERVING_FULL_SIZE = 'serving_full_size'
 SERVING_TF_EXAMPLE = 'serving_tf_example'
 TRANSFORM_FEATURES = 'transform_features'
+PADDING_CLASS = 255  # marks the padding of full-size masks beyond an image's own height and width
+
+_S, _C = keys.IMAGE_SIZE, keys.NUM_CLASSES
+# The serving contract: signature -> ({input: (dtype, shape)}, {output: (dtype, shape)}); None is any size.
+EXPECTED_SIGNATURES = {
+    SERVING_DEFAULT: ({IMAGE_BYTES_INPUT: ('string', [None])},
+                      {'mask': ('uint8', [None, _S, _S]), 'probabilities': ('float32', [None, _S, _S, _C])}),
+    SERVING_FULL_SIZE: ({IMAGE_BYTES_INPUT: ('string', [None])},
+                        {'mask': ('uint8', [None, None, None]), 'height': ('int32', [None]),
+                         'width': ('int32', [None])}),
+    SERVING_TF_EXAMPLE: ({'examples': ('string', [None])}, {'logits': ('float32', [None, _S, _S, _C])}),
+    TRANSFORM_FEATURES: ({'examples': ('string', [None])},
+                         {keys.transformed_name(keys.IMAGE_KEY): ('float32', [None, _S, _S, keys.IMAGE_CHANNELS]),
+                          keys.transformed_name(keys.MASK_KEY): ('int64', [None, _S, _S, 1])}),
+}
+
+
+def image_size(encoded: tf.Tensor) -> tf.Tensor:
+    """[height, width] int32 of one encoded image, reading only the header of a JPEG."""
+    return tf.cond(tf.io.is_jpeg(encoded),
+                   lambda: tf.image.extract_jpeg_shape(encoded)[:2],
+                   lambda: tf.shape(tf.io.decode_image(encoded, channels=3, expand_animations=False))[:2])
+
+
+def full_size_masks(probabilities: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
+    """Class ids at each image's own size: probabilities resized bilinearly, then argmax, padded to the largest.
+
+    Args:
+      probabilities: float [B, S, S, C] at model resolution.
+      sizes: int32 [B, 2], each image's (height, width).
+
+    Returns:
+      uint8 [B, H_max, W_max]; PADDING_CLASS beyond each image's own size.
+    """
+    largest = tf.reduce_max(sizes, axis=0)
+
+    def one(args):
+        probs, size = args
+        mask = tf.cast(tf.argmax(tf.image.resize(probs, size, method='bilinear'), axis=-1), tf.uint8)
+        return tf.pad(mask, [[0, largest[0] - size[0]], [0, largest[1] - size[1]]], constant_values=PADDING_CLASS)
+
+    return tf.map_fn(one, (probabilities, sizes), fn_output_signature=tf.TensorSpec([None, None], tf.uint8))
 
 
 def _raw_feature_spec_without_label(tf_transform_output: tft.TFTransformOutput) -> Dict:
@@ -30,7 +77,7 @@ def _raw_feature_spec_without_label(tf_transform_output: tft.TFTransformOutput) 
 
 
 def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> Dict:
-    """Builds the three serving functions of the SavedModel.
+    """Builds the four serving functions of the SavedModel.
 
     Args:
       model: trained U-Net taking `image_xf`.
@@ -42,15 +89,23 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
     model.tft_layer = tf_transform_output.transform_features_layer()
     image_xf = keys.transformed_name(keys.IMAGE_KEY)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
-    def serve_image_bytes(image_bytes):
+    def probabilities_of(image_bytes):
         empty = tf.reduce_any(tf.equal(tf.strings.length(image_bytes), 0))
         with tf.control_dependencies([tf.debugging.Assert(
                 tf.logical_not(empty), ['serving_default: a request holds empty image bytes'])]):
             raw = {keys.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])}
-        logits = model(model.tft_layer(raw)[image_xf], training=False)
-        return {'mask': tf.cast(tf.argmax(logits, axis=-1), tf.uint8),
-                'probabilities': tf.nn.softmax(logits, axis=-1)}
+        return tf.nn.softmax(model(model.tft_layer(raw)[image_xf], training=False), axis=-1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    def serve_image_bytes(image_bytes):
+        probabilities = probabilities_of(image_bytes)
+        return {'mask': tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8), 'probabilities': probabilities}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    def serve_full_size(image_bytes):
+        probabilities = probabilities_of(image_bytes)
+        sizes = tf.map_fn(image_size, image_bytes, fn_output_signature=tf.TensorSpec([2], tf.int32))
+        return {'mask': full_size_masks(probabilities, sizes), 'height': sizes[:, 0], 'width': sizes[:, 1]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
     def serve_tf_examples(serialized):
@@ -63,7 +118,8 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
         return model.tft_layer(raw)
 
     return {
-        'serving_default': serve_image_bytes.get_concrete_function(),
+        SERVING_DEFAULT: serve_image_bytes.get_concrete_function(),
+        SERVING_FULL_SIZE: serve_full_size.get_concrete_function(),
         SERVING_TF_EXAMPLE: serve_tf_examples.get_concrete_function(),
         TRANSFORM_FEATURES: transform_features.get_concrete_function(),
     }

@@ -1,7 +1,7 @@
 """TFX Trainer entry point: `run_fn` builds the U-Net, trains it on Transform's output and exports it.
 
-Hyperparameters come from the Trainer's `custom_config` (see `pipeline.config.PipelineConfig.
-to_custom_config`). Training history is written next to TensorBoard's logs in `model_run_dir`
+Hyperparameters come from the Trainer's `custom_config` as plain data (`modules.hparams`); nothing here
+imports the pipeline. Training history is written next to TensorBoard's logs in `model_run_dir`
 (`history.json`) for the run report, and TensorBoard gets a few eval predictions as images each epoch.
 Training may compute in mixed bfloat16 (where the hardware has it); the exported model always computes
 in float32.
@@ -10,6 +10,7 @@ in float32.
 import json
 import logging
 import os
+import time
 from typing import Dict, List
 
 import tensorflow as tf
@@ -17,10 +18,27 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import data, metrics, model as model_lib, signatures, visualize
-from pipeline.config import TrainingConfig, training_config_from_custom_config
+from modules import data, hparams, keys, metrics, model as model_lib, signatures
+from modules.hparams import TrainingConfig
 
 HISTORY_FILE = 'history.json'
+_SHOWN_METRICS = ('loss', 'pixel_accuracy', 'mean_iou', 'val_loss', 'val_pixel_accuracy', 'val_mean_iou')
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Logs one line per epoch: its number, seconds and the headline metrics."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self._epochs = epochs
+        self._logger = logging.getLogger(hparams.PROGRESS_LOGGER)
+
+    def on_epoch_begin(self, epoch: int, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs=None):
+        shown = ', '.join(f'{name} {logs[name]:.4f}' for name in _SHOWN_METRICS if name in (logs or {}))
+        self._logger.info('epoch %d/%d (%.0f s): %s', epoch + 1, self._epochs, time.monotonic() - self._start, shown)
 
 
 class PredictionImages(keras.callbacks.Callback):
@@ -30,7 +48,7 @@ class PredictionImages(keras.callbacks.Callback):
         super().__init__()
         self._writer = tf.summary.create_file_writer(log_dir)
         self._images, self._masks = images, masks
-        self._colors = tf.constant(visualize.CLASS_COLORS, tf.float32) / 255.0
+        self._colors = tf.constant(keys.CLASS_COLORS, tf.float32) / 255.0
 
     def on_epoch_end(self, epoch: int, logs=None):
         predicted = tf.argmax(self.model(self._images, training=False), axis=-1)
@@ -132,10 +150,11 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     eval_dataset = data.input_fn(eval_files, tf_transform_output, training.batch_size, training=False)
     sample_images, sample_masks = next(iter(eval_dataset.take(1)))[:2]
     callbacks = [keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq='epoch'),
-                 PredictionImages(os.path.join(model_run_dir, 'images'), sample_images[:3], sample_masks[:3])]
+                 PredictionImages(os.path.join(model_run_dir, 'images'), sample_images[:3], sample_masks[:3]),
+                 EpochProgress(training.epochs)]
     history = model.fit(
         train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
-        validation_data=eval_dataset, validation_steps=training.validation_steps, callbacks=callbacks, verbose=2)
+        validation_data=eval_dataset, validation_steps=training.validation_steps, callbacks=callbacks, verbose=0)
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), 'w') as f:
         json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, f, indent=1)
@@ -149,7 +168,7 @@ def run_fn(fn_args: FnArgs) -> None:
     Args:
       fn_args: train/eval files, Transform output, output dirs, base model and custom_config.
     """
-    training = training_config_from_custom_config(fn_args.custom_config)
+    training = hparams.from_custom_config(fn_args.custom_config)
     logging.info('Training with %s', training)
     train_and_export(fn_args.train_files, fn_args.eval_files, fn_args.transform_output, fn_args.serving_model_dir,
                      fn_args.model_run_dir, training, fn_args.base_model if training.warm_start else None)

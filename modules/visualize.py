@@ -16,8 +16,7 @@ from PIL import Image  # noqa: E402
 
 from modules import keys  # noqa: E402
 
-# pet, background, border: warm, neutral, bright so the border ring is easy to see.
-CLASS_COLORS = np.array([(230, 90, 40), (40, 60, 120), (250, 230, 60)], dtype=np.uint8)
+CLASS_COLORS = np.array(keys.CLASS_COLORS, dtype=np.uint8)
 
 
 def colorize(mask: np.ndarray) -> np.ndarray:
@@ -26,11 +25,11 @@ def colorize(mask: np.ndarray) -> np.ndarray:
 
 
 def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.45) -> Image.Image:
-    """The colourised mask blended over `image` at the image's own size (mask upsampled with nearest).
+    """The colourised mask blended over `image` at the image's own size.
 
     Args:
       image: the original picture.
-      mask: class ids [h, w] at model resolution.
+      mask: class ids [h, w], at the image's size (a smaller mask is upsampled with nearest).
       alpha: opacity of the mask.
 
     Returns:

@@ -6,18 +6,26 @@
 - `tutorial`: the seed tutorial (Oxford-IIIT Pet, batch 64, 20 epochs, buffer 1000, ImageNet encoder);
 - `full`: the tutorial's data and model, then fine-tuning of the encoder as well.
 
-Nothing here reads files or the environment; runners turn flags into `dataclasses.replace` calls
-and `validate()` rejects nonsense before any component runs. The Trainer receives
-`TrainingConfig` as `custom_config` (see `to_custom_config`), so MLMD records what made each model.
+Nothing here reads files or the environment. Every entry point turns its flags into settings through one
+path, `PipelineConfig.with_overrides({'training.epochs': 3, ...})` (see `pipeline/flags.py`), and
+`validate()` rejects nonsense before any component runs. The Trainer receives `TrainingConfig` (defined in
+`modules/hparams.py`, since Trainer code must not import the pipeline) as `custom_config`, so MLMD records
+what made each model.
 """
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
-from modules import keys
+from modules import hparams, keys
+from modules.hparams import TrainingConfig
+
+__all__ = ['DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'TrainingConfig',
+           'preset']
 
 ENCODER_WEIGHT_CHOICES = ('imagenet', 'none')
+ANOMALY_ACTIONS = ('fail', 'warn')
+SERVING_VALIDATORS = ('serving_check', 'infra_validator')
 CURATED_SCHEMAS = {'oxford_iiit_pet': os.path.join(os.path.dirname(__file__), 'schemas', 'oxford_iiit_pet.pbtxt')}
 
 
@@ -43,6 +51,12 @@ class DataConfig:
     image_feature: str = keys.IMAGE_KEY
     mask_feature: str = keys.MASK_KEY
     max_skipped_fraction: float = 0.05
+    # What data anomalies (ExampleValidator against the schema) do: 'fail' stops the run before training,
+    # 'warn' reports them and trains anyway.
+    anomalies: str = 'fail'
+    # Jensen-Shannon divergence between a split's per-example image features and the previous data
+    # version's, above which the run summary reports drift.
+    drift_threshold: float = 0.3
 
     @property
     def dataset_name(self) -> str:
@@ -55,43 +69,28 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Hyperparameters handed to `run_fn` through the Trainer's custom_config."""
-
-    epochs: int = 10
-    batch_size: int = 16
-    shuffle_buffer: int = 1000
-    learning_rate: float = 1e-3
-    # 'imagenet' (Keras download), 'none' (random init; the encoder is then trained), or a local .h5 path.
-    encoder_weights: str = 'none'
-    train_encoder: bool = False
-    dropout: float = 0.0
-    # None keeps Keras' BatchNorm momentum; small datasets trained from random weights need ~0.9.
-    batchnorm_momentum: Optional[float] = None
-    # Speed: bfloat16 compute with float32 variables (None: where the training machine has native bfloat16,
-    # see modules.model.native_bfloat16; the exported model always computes in float32), and XLA compilation
-    # of the train step (off: on CPU it made training 5-7x slower, see bench/README.md).
-    mixed_bfloat16: Optional[bool] = None
-    jit_compile: bool = False
-    class_weights: Optional[Tuple[float, ...]] = None
-    steps_per_epoch: Optional[int] = None
-    validation_steps: Optional[int] = None
-    warm_start: bool = False
-    seed: int = 0
-
-    @property
-    def encoder_is_trained(self) -> bool:
-        """Random encoder weights are useless frozen, so they are always trained."""
-        return self.train_encoder or self.encoder_weights == 'none'
-
-
-@dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
     """Blessing rules: absolute lower bounds, and how much worse than the baseline is tolerated."""
 
     min_pixel_accuracy: float = 0.5
     min_mean_iou: float = 0.3
     max_regression: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingConfig:
+    """The serving check before a push: how much to send, how fast it must answer, which validator runs it."""
+
+    # 'serving_check' (ours: a fresh Python process, runs anywhere) or 'infra_validator' (TFX's, with the
+    # TF Serving image under Docker or Kubernetes; where neither runs, it cannot bless anything).
+    validator: str = 'serving_check'
+    max_examples: int = 200
+    latency_calls: int = 50
+    # p99 of one 500x375 JPEG through serving_default, in ms; generous by default (slow CI machines).
+    latency_budget_ms: float = 2000.0
+    # Served pixel accuracy may differ this much from the Evaluator's (0.005 = 0.5 points).
+    accuracy_tolerance: float = 0.005
+    timeout_s: int = 900
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +101,7 @@ class PipelineConfig:
     data: DataConfig = DataConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    serving: ServingConfig = ServingConfig()
 
     def validate(self) -> 'PipelineConfig':
         """Raises ValueError naming the first nonsensical setting; returns self for chaining."""
@@ -109,17 +109,22 @@ class PipelineConfig:
         data, training, evaluation = self.data, self.training, self.evaluation
         _check(bool(data.dataset_name), 'data.dataset must name a TFDS dataset')
         _check(data.train_split != '' and data.eval_split != '', 'data.train_split and data.eval_split must be set')
-        _check(0.0 <= data.max_skipped_fraction < 1.0, 'data.max_skipped_fraction must be in [0, 1)')
+        _check(0.0 <= data.max_skipped_fraction < 1.0,
+               f'data.max_skipped_fraction must be in [0, 1), got {data.max_skipped_fraction}')
+        _check(data.anomalies in ANOMALY_ACTIONS,
+               f'data.anomalies must be one of {ANOMALY_ACTIONS}, got {data.anomalies!r}')
+        _check(0.0 < data.drift_threshold <= 1.0, f'data.drift_threshold must be in (0, 1], got {data.drift_threshold}')
         if data.sample is not None:
             _check(data.sample.num_train >= 1 and data.sample.num_test >= 1, 'data.sample needs >= 1 train and test image')
             _check(data.dataset_name == 'oxford_iiit_pet', 'data.sample generates Oxford-IIIT Pet data only')
-        _check(training.epochs >= 1, f'training.epochs must be >= 1, got {training.epochs}')
-        _check(training.batch_size >= 1, f'training.batch_size must be >= 1, got {training.batch_size}')
-        _check(training.shuffle_buffer >= 1, 'training.shuffle_buffer must be >= 1')
+        for name in ('epochs', 'batch_size', 'shuffle_buffer'):
+            value = getattr(training, name)
+            _check(value >= 1, f'training.{name} must be >= 1, got {value}')
+        _check(training.seed >= 0, f'training.seed must be >= 0, got {training.seed}')
         _check(0.0 < training.learning_rate < 1.0, f'training.learning_rate must be in (0, 1), got {training.learning_rate}')
-        _check(0.0 <= training.dropout < 1.0, 'training.dropout must be in [0, 1)')
+        _check(0.0 <= training.dropout < 1.0, f'training.dropout must be in [0, 1), got {training.dropout}')
         _check(training.batchnorm_momentum is None or 0.0 < training.batchnorm_momentum < 1.0,
-               'training.batchnorm_momentum must be None or in (0, 1)')
+               f'training.batchnorm_momentum must be None or in (0, 1), got {training.batchnorm_momentum}')
         weights = training.encoder_weights
         _check(weights in ENCODER_WEIGHT_CHOICES or weights.endswith('.h5'),
                f'training.encoder_weights must be one of {ENCODER_WEIGHT_CHOICES} or a path to a .h5 file, got {weights!r}')
@@ -130,33 +135,72 @@ class PipelineConfig:
             value = getattr(training, name)
             _check(value is None or value >= 1, f'training.{name} must be None or >= 1, got {value}')
         for name in ('min_pixel_accuracy', 'min_mean_iou'):
-            _check(0.0 <= getattr(evaluation, name) <= 1.0, f'evaluation.{name} must be in [0, 1]')
-        _check(evaluation.max_regression >= 0.0, 'evaluation.max_regression must be >= 0')
+            value = getattr(evaluation, name)
+            _check(0.0 <= value <= 1.0, f'evaluation.{name} must be in [0, 1], got {value}')
+        _check(evaluation.max_regression >= 0.0, f'evaluation.max_regression must be >= 0, got {evaluation.max_regression}')
+        serving = self.serving
+        _check(serving.validator in SERVING_VALIDATORS,
+               f'serving.validator must be one of {SERVING_VALIDATORS}, got {serving.validator!r}')
+        for name in ('max_examples', 'latency_calls', 'timeout_s'):
+            value = getattr(serving, name)
+            _check(value >= 1, f'serving.{name} must be >= 1, got {value}')
+        _check(serving.latency_calls >= 50, f'serving.latency_calls must be >= 50 for a p99, got {serving.latency_calls}')
+        _check(serving.latency_budget_ms > 0, f'serving.latency_budget_ms must be > 0, got {serving.latency_budget_ms}')
+        _check(0 <= serving.accuracy_tolerance < 1,
+               f'serving.accuracy_tolerance must be in [0, 1), got {serving.accuracy_tolerance}')
         return self
 
     def to_custom_config(self) -> Dict[str, Any]:
         """The Trainer's custom_config: training settings plus what the model must agree with."""
-        return {'training': dataclasses.asdict(self.training), 'dataset': self.data.dataset}
+        return {hparams.CUSTOM_CONFIG_KEY: self.training.to_custom_config(), 'dataset': self.data.dataset}
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> 'PipelineConfig':
+        """This config with `{'section.field': value}` settings replaced; validated.
+
+        The one way flags become settings in every entry point. Naming a data source (`data.dataset`,
+        `data.data_dir` or `data.source_dir`) turns the generated sample data off.
+
+        Args:
+          overrides: dotted setting names (`training.epochs`, `data.source_dir`, `name`) to values; None values
+            are ignored (a flag that was not given).
+
+        Returns:
+          The new, validated config.
+
+        Raises:
+          ValueError: an unknown setting, or a value `validate()` rejects (the message names the field).
+        """
+        sections: Dict[str, Dict[str, Any]] = {}
+        top: Dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section, _, field = key.rpartition('.')
+            if not section:
+                _check(field in _field_names(PipelineConfig) and field not in _SECTIONS, f'unknown setting {key!r}')
+                top[field] = value
+                continue
+            _check(section in _SECTIONS and field in _field_names(_SECTIONS[section]), f'unknown setting {key!r}')
+            sections.setdefault(section, {})[field] = value
+        data = sections.get('data', {})
+        if any(data.get(name) for name in DATA_SOURCE_FIELDS):
+            data.setdefault('sample', None)
+        replaced = {name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()}
+        return dataclasses.replace(self, **top, **replaced).validate()
+
+
+_SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig, 'serving': ServingConfig}
+# Any of these names the data to read, so the generated sample is not wanted.
+DATA_SOURCE_FIELDS = ('dataset', 'data_dir', 'source_dir')
+
+
+def _field_names(cls) -> set:
+    return {field.name for field in dataclasses.fields(cls)}
 
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(f'Invalid pipeline config: {message}')
-
-
-def training_config_from_custom_config(custom_config: Dict[str, Any]) -> TrainingConfig:
-    """Rebuilds the TrainingConfig that `PipelineConfig.to_custom_config` serialized.
-
-    Args:
-      custom_config: the Trainer's custom_config.
-
-    Returns:
-      The TrainingConfig, with tuples restored from JSON lists.
-    """
-    values = dict(custom_config['training'])
-    if values.get('class_weights') is not None:
-        values['class_weights'] = tuple(values['class_weights'])
-    return TrainingConfig(**values)
 
 
 PRESETS: Dict[str, PipelineConfig] = {
@@ -174,6 +218,8 @@ PRESETS: Dict[str, PipelineConfig] = {
     'tutorial': PipelineConfig(
         training=TrainingConfig(epochs=20, batch_size=64, shuffle_buffer=1000, encoder_weights='imagenet'),
         evaluation=EvaluationConfig(min_pixel_accuracy=0.85, min_mean_iou=0.6, max_regression=0.005),
+        # A real budget: one 500x375 JPEG took ~22 ms p50 on 2 CPU cores (bench/README.md).
+        serving=ServingConfig(latency_budget_ms=250.0),
     ),
     'full': PipelineConfig(
         training=TrainingConfig(epochs=40, batch_size=64, shuffle_buffer=1000, encoder_weights='imagenet',

@@ -9,20 +9,26 @@ from typing import List, Optional, Sequence
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 
+from components.gated_example_validator.component import GatedExampleValidator
+from components.serving_check.component import ServingCheck
 from components.tfds_example_gen.component import TfdsExampleGen
-from pipeline import platform
-from pipeline.config import PipelineConfig
+from pipeline import node_ids, platform
+from modules import signatures
+from pipeline.config import PipelineConfig, ServingConfig
 from pipeline.eval_config import build_eval_config
+
+# TF Serving image tag for InfraValidator; 2.15 is the newest that reads this TF 2.16 SavedModel's ops.
+TF_SERVING_TAG = '2.15.0'
 
 
 def create_data_components(config: PipelineConfig) -> List[BaseNode]:
-    """ExampleGen -> StatisticsGen -> SchemaGen (curated or inferred) -> ExampleValidator.
+    """ExampleGen -> StatisticsGen -> SchemaGen (curated or inferred) -> ExampleValidator (a gate before training).
 
     Args:
       config: validated pipeline config.
 
     Returns:
-      The four components, wired.
+      ExampleGen, StatisticsGen, SchemaGen, ExampleValidator and the resolver of the previous statistics.
     """
     data = config.data
     example_gen = TfdsExampleGen(
@@ -40,9 +46,51 @@ def create_data_components(config: PipelineConfig) -> List[BaseNode]:
     else:
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs['statistics'],
                                               infer_feature_shape=True)
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
-    return [example_gen, statistics_gen, schema_gen, example_validator]
+    # Resolved before this run's StatisticsGen publishes: the statistics of the data the last run read.
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+    ).with_id(node_ids.PREVIOUS_STATISTICS_RESOLVER)
+    example_validator = GatedExampleValidator(
+        statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],
+        fail_on_anomalies=data.anomalies == 'fail', previous_statistics=previous_statistics.outputs['statistics'],
+        drift_threshold=data.drift_threshold).with_id(node_ids.EXAMPLE_VALIDATOR)
+    return [example_gen, statistics_gen, schema_gen, example_validator, previous_statistics]
+
+
+def create_serving_validator(serving: ServingConfig, trainer: BaseNode, example_gen: BaseNode, evaluator: BaseNode,
+                             on_cluster: bool) -> BaseNode:
+    """The check that the candidate serves, whose InfraBlessing the Pusher requires.
+
+    Args:
+      serving: the check's settings; `validator` picks ours or TFX's InfraValidator.
+      trainer: gives the candidate model.
+      example_gen: gives the eval split to send.
+      evaluator: gives the pixel accuracy the served masks must agree with.
+      on_cluster: InfraValidator starts TF Serving on Kubernetes instead of the local Docker.
+
+    Returns:
+      The component, with id `ServingCheck` (or `InfraValidator`).
+    """
+    if serving.validator == 'infra_validator':
+        platform_config = ({'kubernetes': tfx.proto.KubernetesConfig()} if on_cluster
+                           else {'local_docker': tfx.proto.LocalDockerConfig()})
+        return tfx.components.InfraValidator(
+            model=trainer.outputs['model'], examples=example_gen.outputs['examples'],
+            serving_spec=tfx.proto.ServingSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServing(tags=[TF_SERVING_TAG]), **platform_config),
+            validation_spec=tfx.proto.ValidationSpec(max_loading_time_seconds=serving.timeout_s, num_tries=2),
+            request_spec=tfx.proto.RequestSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(
+                    signature_names=[signatures.SERVING_TF_EXAMPLE]),
+                split_name='eval', num_examples=min(serving.max_examples, 10)),
+        ).with_id(node_ids.INFRA_VALIDATOR)
+    return ServingCheck(
+        model=trainer.outputs['model'], examples=example_gen.outputs['examples'],
+        evaluation=evaluator.outputs['evaluation'], max_examples=serving.max_examples,
+        latency_calls=serving.latency_calls, latency_budget_ms=serving.latency_budget_ms,
+        accuracy_tolerance=serving.accuracy_tolerance, timeout_s=serving.timeout_s,
+    ).with_id(node_ids.SERVING_CHECK)
 
 
 def create_pipeline(
@@ -73,7 +121,7 @@ def create_pipeline(
     """
     config.validate()
     components = create_data_components(config)
-    example_gen, _, schema_gen, _ = components
+    example_gen, _, schema_gen, example_validator, _ = components
     transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
@@ -95,6 +143,8 @@ def create_pipeline(
         schema=schema_gen.outputs['schema'],
         base_model=base_model,
     )
+    # No data dependency, but training must wait for (and, with anomalies='fail', be stopped by) validation.
+    trainer.add_upstream_node(example_validator)
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -107,9 +157,12 @@ def create_pipeline(
         eval_config=build_eval_config(config.evaluation),
         example_splits=['eval'],
     )
+    serving_validator = create_serving_validator(config.serving, trainer, example_gen, evaluator,
+                                                 on_cluster=image is not None)
     pusher = platform.make_pusher(vertex, serving_dir, model=trainer.outputs['model'],
-                                  model_blessing=evaluator.outputs['blessing'])
-    components += [trainer, baseline, evaluator, pusher]
+                                  model_blessing=evaluator.outputs['blessing'],
+                                  infra_blessing=serving_validator.outputs['blessing'])
+    components += [trainer, baseline, evaluator, serving_validator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,

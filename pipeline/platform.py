@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 from tfx import v1 as tfx
 
 from components.versioned_pusher.component import VersionedPusher
+from pipeline import node_ids
 
 # Google's prebuilt TF serving image for Vertex endpoints (TF 2.16 is not offered; 2.15 reads our SavedModel).
 VERTEX_SERVING_IMAGE = 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest'
@@ -30,11 +31,20 @@ class VertexOptions:
     serving_machine_type: str = 'n1-standard-4'
 
 
-def local_beam_args(direct_num_workers: int) -> List[str]:
-    """DirectRunner arguments: in-process for one worker, one process per worker otherwise."""
-    if direct_num_workers <= 1:
+def direct_beam_args(num_workers: int = 1) -> List[str]:
+    """DirectRunner arguments: in-process for one worker, else one process per worker (0: one per CPU core).
+
+    Args:
+      num_workers: worker processes; 1 runs in this process, 0 lets Beam use every core.
+
+    Returns:
+      Beam pipeline arguments.
+    """
+    if num_workers < 0:
+        raise ValueError(f'direct_num_workers must be >= 0, got {num_workers}')
+    if num_workers == 1:
         return ['--direct_running_mode=in_memory', '--direct_num_workers=1']
-    return ['--direct_running_mode=multi_processing', f'--direct_num_workers={direct_num_workers}']
+    return ['--direct_running_mode=multi_processing', f'--direct_num_workers={num_workers}']
 
 
 def dataflow_beam_args(project: str, region: str, temp_location: str, image: str,
@@ -96,7 +106,7 @@ def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, **inputs):
         return VersionedPusher(
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-            **inputs).with_id('Pusher')
+            **inputs).with_id(node_ids.PUSHER)
     cloud = tfx.extensions.google_cloud_ai_platform
     return cloud.Pusher(
         custom_config={
@@ -106,4 +116,4 @@ def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, **inputs):
             cloud.SERVING_ARGS_KEY: {'project_id': vertex.project, 'endpoint_name': vertex.endpoint_name,
                                      'machine_type': vertex.serving_machine_type},
         },
-        **inputs).with_id('Pusher')
+        **inputs).with_id(node_ids.PUSHER)

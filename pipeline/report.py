@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import tensorflow as tf
 
-from modules import keys, signatures, visualize
+from modules import keys, paths, signatures, visualize
 from modules.train import HISTORY_FILE
 from pipeline import run_summary
 from pipeline.config import PipelineConfig
@@ -21,11 +21,6 @@ from pipeline.config import PipelineConfig
 REPORT_FILE = 'report.md'
 CURVES_FILE = 'training_curves.png'
 PREDICTIONS_FILE = 'eval_predictions.png'
-
-
-def _eval_records(examples_uri: str, count: int) -> List[bytes]:
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval', '*')))
-    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP').take(count)]
 
 
 def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 6) -> Optional[str]:
@@ -40,7 +35,7 @@ def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 
     Returns:
       `path`, or None when there are no eval examples.
     """
-    records = _eval_records(examples_uri, count)
+    records = paths.read_gzip_records(paths.split_dir(examples_uri, 'eval'), limit=count)
     if not records:
         return None
     model = tf.saved_model.load(model_dir)
@@ -102,7 +97,7 @@ def write_run_report(summary: run_summary.RunSummary, config: PipelineConfig, re
     if summary.model_run_uri:
         pictures.append(draw_training_curves(summary.model_run_uri, os.path.join(report_dir, CURVES_FILE)))
     if summary.model_uri and summary.examples_uri:
-        pictures.append(draw_predictions(os.path.join(summary.model_uri, 'Format-Serving'), summary.examples_uri,
+        pictures.append(draw_predictions(paths.serving_model_dir(summary.model_uri), summary.examples_uri,
                                          os.path.join(report_dir, PREDICTIONS_FILE), num_examples))
     path = os.path.join(report_dir, REPORT_FILE)
     with open(path, 'w') as f:

@@ -9,12 +9,17 @@ the validation result (why a model was or was not blessed) and the Pusher's dest
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set, Tuple
 
 import ml_metadata as mlmd
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 
+from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
+from modules.train import HISTORY_FILE
+from pipeline import node_ids
 from pipeline.eval_config import GATED_METRICS
 
 SUMMARY_JSON = 'evaluation_summary.json'
@@ -48,6 +53,13 @@ class RunSummary:
     num_examples: Dict[str, int]
     examples_uri: Optional[str] = None
     model_run_uri: Optional[str] = None
+    num_skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
+    # split -> 'feature: what broke which bound', from ExampleValidator; drift against the previous data version
+    anomalies: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
+    drift: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
+    final_epoch: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # The serving check before the push: blessed, reasons (why not), figures (latency, accuracy, bad requests).
+    serving_check: Dict[str, object] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -85,19 +97,67 @@ def _metrics_by_model(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
     return by_model
 
 
-def _blessing_reasons(evaluation_uri: str, blessed: Optional[bool], has_baseline: bool) -> List[str]:
-    validation = tfma.load_validation_result(evaluation_uri)
+def _gates(eval_config_json: Optional[str]) -> Dict[str, Tuple[Optional[float], Optional[float]]]:
+    """metric -> (absolute lower bound, allowed regression vs the baseline) from the Evaluator's eval_config."""
+    if not eval_config_json:
+        return {}
+    eval_config = json_format.Parse(eval_config_json, tfma.EvalConfig())
+    gates = {}
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            name = json.loads(metric.config or '{}').get('name', metric.class_name)
+            if not metric.HasField('threshold'):
+                continue
+            threshold = metric.threshold
+            lower = (threshold.value_threshold.lower_bound.value
+                     if threshold.value_threshold.HasField('lower_bound') else None)
+            regression = (-threshold.change_threshold.absolute.value
+                          if threshold.change_threshold.HasField('absolute') else None)
+            gates[name] = (lower, regression)
+    return gates
+
+
+def _gate_reasons(gates, candidate: Dict[str, float], baseline: Dict[str, float], failed: Set[Tuple[str, bool]]):
+    """One sentence per gated metric: the candidate's value against its bound and against the baseline."""
     reasons = []
-    for per_slice in validation.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            reasons.append(f'{failure.metric_key.name}'
-                           f'{" vs baseline" if failure.metric_key.is_diff else ""}: {failure.message.strip()}')
-    if blessed and not reasons:
-        bounds = ', '.join(GATED_METRICS)
-        reasons.append(f'{bounds} above their lower bounds'
-                       + (' and within the allowed regression of the baseline' if has_baseline
-                          else '; no blessed baseline yet, so absolute bounds alone decide'))
+    for name, (lower, regression) in gates.items():
+        value = candidate.get(name)
+        if value is None:
+            reasons.append(f'{name}: not computed')
+            continue
+        if lower is not None:
+            verdict = 'FAILED' if (name, False) in failed else 'ok'
+            sign = '<' if (name, False) in failed else '>='
+            reasons.append(f'{name} {value:.4f} {sign} bound {lower:.4f} ({verdict})')
+        if regression is not None and name in baseline:
+            floor = baseline[name] - regression
+            verdict = 'FAILED' if (name, True) in failed else 'ok'
+            sign = '<' if (name, True) in failed else '>='
+            reasons.append(f'{name} {value:.4f} {sign} baseline {baseline[name]:.4f} - tolerance {regression:.4f} '
+                           f'= {floor:.4f} ({verdict})')
     return reasons
+
+
+def _blessing_reasons(evaluation_uri: str, gates, candidate: Dict[str, float], baseline: Dict[str, float],
+                      has_baseline: bool) -> List[str]:
+    validation = tfma.load_validation_result(evaluation_uri)
+    failed = {(failure.metric_key.name, failure.metric_key.is_diff)
+              for per_slice in validation.metric_validations_per_slice for failure in per_slice.failures}
+    reasons = _gate_reasons(gates, candidate, baseline, failed)
+    if not gates:  # an Evaluator run without our eval_config: TFMA's own messages
+        reasons = [f'{name}{" vs baseline" if is_diff else ""} failed' for name, is_diff in sorted(failed)]
+    if not has_baseline:
+        reasons.append('no blessed baseline yet, so absolute bounds alone decide')
+    return reasons
+
+
+def _final_epoch(model_run_uri: str) -> Dict[str, float]:
+    path = os.path.join(model_run_uri, HISTORY_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        history = json.load(f)
+    return {name: values[-1] for name, values in history.items() if values}
 
 
 def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
@@ -133,18 +193,28 @@ def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, '?'), seconds))
 
     summary = RunSummary(run.name, components, {}, {}, None, [], None, None, None, None, {})
-    if 'TfdsExampleGen' in latest:
-        examples = _artifacts_by_key(store, latest['TfdsExampleGen'].id, (metadata_store_pb2.Event.OUTPUT,))
+    if node_ids.EXAMPLE_GEN in latest:
+        examples = _artifacts_by_key(store, latest[node_ids.EXAMPLE_GEN].id, (metadata_store_pb2.Event.OUTPUT,))
         for artifact in examples.get('examples', []):
             counts = artifact.custom_properties.get('num_examples')
             summary.num_examples = json.loads(counts.string_value) if counts else {}
+            skipped = artifact.custom_properties.get('num_skipped')
+            summary.num_skipped = json.loads(skipped.string_value) if skipped else {}
             summary.examples_uri = artifact.uri
-    if 'Trainer' in latest:
-        outputs = _artifacts_by_key(store, latest['Trainer'].id, (metadata_store_pb2.Event.OUTPUT,))
+    if node_ids.EXAMPLE_VALIDATOR in latest:
+        outputs = _artifacts_by_key(store, latest[node_ids.EXAMPLE_VALIDATOR].id, (metadata_store_pb2.Event.OUTPUT,))
+        for artifact in outputs.get('anomalies', []):
+            summary.anomalies = read_anomalies(artifact.uri)
+            drift = artifact.custom_properties.get(DRIFT_PROPERTY)
+            summary.drift = json.loads(drift.string_value) if drift else {}
+    if node_ids.TRAINER in latest:
+        outputs = _artifacts_by_key(store, latest[node_ids.TRAINER].id, (metadata_store_pb2.Event.OUTPUT,))
         summary.model_run_uri = outputs['model_run'][0].uri if outputs.get('model_run') else None
-    if 'Evaluator' in latest:
-        inputs = _artifacts_by_key(store, latest['Evaluator'].id, (metadata_store_pb2.Event.INPUT,))
-        outputs = _artifacts_by_key(store, latest['Evaluator'].id, (metadata_store_pb2.Event.OUTPUT,))
+        if summary.model_run_uri:
+            summary.final_epoch = _final_epoch(summary.model_run_uri)
+    if node_ids.EVALUATOR in latest:
+        inputs = _artifacts_by_key(store, latest[node_ids.EVALUATOR].id, (metadata_store_pb2.Event.INPUT,))
+        outputs = _artifacts_by_key(store, latest[node_ids.EVALUATOR].id, (metadata_store_pb2.Event.OUTPUT,))
         summary.model_uri = inputs['model'][0].uri if inputs.get('model') else None
         summary.baseline_uri = inputs['baseline_model'][0].uri if inputs.get('baseline_model') else None
         if outputs.get('evaluation'):
@@ -154,14 +224,74 @@ def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
             summary.baseline_metrics = metrics.get('baseline', {})
         if outputs.get('blessing'):
             summary.blessed = bool(outputs['blessing'][0].custom_properties['blessed'].int_value)
-            summary.blessing_reasons = _blessing_reasons(summary.evaluation_uri, summary.blessed,
-                                                         summary.baseline_uri is not None)
-    if 'Pusher' in latest:
-        outputs = _artifacts_by_key(store, latest['Pusher'].id, (metadata_store_pb2.Event.OUTPUT,))
+            eval_config = latest[node_ids.EVALUATOR].custom_properties.get('eval_config')
+            summary.blessing_reasons = _blessing_reasons(
+                summary.evaluation_uri, _gates(eval_config.string_value if eval_config else None),
+                summary.candidate_metrics, summary.baseline_metrics, summary.baseline_uri is not None)
+    for node in (node_ids.SERVING_CHECK, node_ids.INFRA_VALIDATOR):
+        if node in latest:
+            outputs = _artifacts_by_key(store, latest[node].id, (metadata_store_pb2.Event.OUTPUT,))
+            for artifact in outputs.get('blessing', []):
+                properties = artifact.custom_properties
+                summary.serving_check = {
+                    'blessed': bool(properties['blessed'].int_value) if 'blessed' in properties else None,
+                    'reasons': json.loads(properties['reasons'].string_value) if 'reasons' in properties else [],
+                    'figures': json.loads(properties['figures'].string_value) if 'figures' in properties else {}}
+    if node_ids.PUSHER in latest:
+        outputs = _artifacts_by_key(store, latest[node_ids.PUSHER].id, (metadata_store_pb2.Event.OUTPUT,))
         for artifact in outputs.get('pushed_model', []):
             if artifact.custom_properties['pushed'].int_value:
                 summary.pushed_to = artifact.custom_properties['pushed_destination'].string_value
     return summary
+
+
+_STATE_WORDS = {'COMPLETE': 'ran', 'CACHED': 'cached', 'FAILED': 'failed'}
+
+
+def component_figure(summary: RunSummary, node_id: str) -> str:
+    """The one figure that matters for a finished component, e.g. 'train 240, eval 60 examples, 0 skipped'."""
+    if node_id == node_ids.EXAMPLE_GEN and summary.num_examples:
+        counts = ', '.join(f'{split} {count}' for split, count in sorted(summary.num_examples.items()))
+        return f'{counts} examples, {sum(summary.num_skipped.values())} skipped'
+    if node_id == node_ids.EXAMPLE_VALIDATOR:
+        found = '; '.join(f'{split}: {line}' for split, lines in sorted(summary.anomalies.items()) for line in lines)
+        drifted = sorted({line.split(':')[0] for lines in summary.drift.values() for line in lines})
+        return (found or 'no anomalies') + (f'; drift in {", ".join(drifted)}' if drifted else '')
+    if node_id == node_ids.TRAINER and summary.final_epoch:
+        shown = [name for name in ('val_pixel_accuracy', 'val_mean_iou') if name in summary.final_epoch]
+        return ', '.join(f'{name.replace("_", " ")} {summary.final_epoch[name]:.3f}' for name in shown)
+    if node_id == node_ids.EVALUATOR and summary.blessed is not None:
+        shown = ', '.join(f'{name} {summary.candidate_metrics[name]:.3f}' for name in GATED_METRICS
+                          if name in summary.candidate_metrics)
+        return f'{shown}, {"BLESSED" if summary.blessed else "NOT BLESSED"}'
+    if node_id in (node_ids.SERVING_CHECK, node_ids.INFRA_VALIDATOR) and summary.serving_check:
+        return serving_check_line(summary.serving_check)
+    if node_id == node_ids.PUSHER:
+        return f'pushed version {os.path.basename(summary.pushed_to)}' if summary.pushed_to else 'nothing pushed'
+    return ''
+
+
+def serving_check_line(check: Dict[str, object]) -> str:
+    """'SERVES: p50 21 ms, p99 30 ms (budget 2000), ...' or 'DOES NOT SERVE: <reasons>'."""
+    figures = check.get('figures') or {}
+    shown = []
+    if 'p50_ms' in figures:
+        shown.append(f'p50 {figures["p50_ms"]} ms, p99 {figures["p99_ms"]} ms (budget {figures["latency_budget_ms"]:g})')
+    if figures.get('served_pixel_accuracy') is not None:
+        shown.append(f'served pixel accuracy {figures["served_pixel_accuracy"]:.4f} on {figures["eval_examples"]} images')
+    if figures.get('bad_requests'):
+        shown.append(f'{len(figures["bad_requests"])} bad requests handled')
+    if check.get('blessed'):
+        return 'SERVES: ' + ', '.join(shown)
+    return 'DOES NOT SERVE: ' + '; '.join(check.get('reasons') or ['no reason recorded'])
+
+
+def describe_node(metadata_path: str, pipeline_name: str, node_id: str) -> Tuple[str, str]:
+    """(state word, figure) of `node_id` in the newest run, for the console."""
+    summary = read_run_summary(metadata_path, pipeline_name)
+    states = [c.state for c in summary.components if c.node_id == node_id]
+    state = _STATE_WORDS.get(states[-1], states[-1].lower()) if states else 'ran'
+    return state, component_figure(summary, node_id)
 
 
 def format_table(summary: RunSummary) -> str:
@@ -174,8 +304,14 @@ def format_table(summary: RunSummary) -> str:
         baseline = summary.baseline_metrics.get(name)
         lines.append(f'| {name} | {_fmt(candidate)} | {_fmt(baseline)} |')
     verdict = {True: 'BLESSED', False: 'NOT BLESSED', None: 'not evaluated'}[summary.blessed]
-    lines += ['', f'**{verdict}**' + (': ' + '; '.join(summary.blessing_reasons) if summary.blessing_reasons else ''),
-              f'Pushed to: {summary.pushed_to or "nothing pushed"}']
+    lines += ['', f'**{verdict}**' + (': ' + '; '.join(summary.blessing_reasons) if summary.blessing_reasons else '')]
+    if summary.serving_check:
+        lines.append(f'Serving check: {serving_check_line(summary.serving_check)}')
+    for split, problems in sorted(summary.anomalies.items()):
+        lines.append(f'Data anomalies in {split}: ' + '; '.join(problems))
+    for split, problems in sorted(summary.drift.items()):
+        lines.append(f'Data drift in {split} against the previous data version: ' + '; '.join(problems))
+    lines.append(f'Pushed to: {summary.pushed_to or "nothing pushed"}')
     return '\n'.join(lines)
 
 

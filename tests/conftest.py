@@ -9,6 +9,18 @@ import pytest  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 
 NUM_TRAIN, NUM_TEST = 14, 6
+# 302 real Oxford-IIIT Pet photos beside the repository (never copied into it); tests that need them skip.
+REAL_PETS_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data',
+                                             'oxford-pets-real'))
+
+
+@pytest.fixture(scope='session')
+def real_pets() -> str:
+    """The real-photo subset's folder, or a skip saying why it is absent."""
+    if not os.path.isdir(os.path.join(REAL_PETS_DIR, 'images')):
+        pytest.skip(f'real photos not found at {REAL_PETS_DIR} (../shared beside the repository); '
+                    'they are never copied into the repository')
+    return REAL_PETS_DIR
 
 
 @pytest.fixture(scope='session')

@@ -29,11 +29,15 @@ def test_tasks_and_dependencies(local_spec):
     assert local_spec['pipelineSpec']['schemaVersion'] == '2.0.0'
     tasks = local_spec['pipelineSpec']['root']['dag']['tasks']
     assert set(tasks) == {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform',
-                          'Trainer', 'Evaluator', 'Pusher', 'latest_blessed_model_resolver-model-resolver',
+                          'Trainer', 'Evaluator', 'ServingCheck', 'Pusher', 'previous_statistics_resolver',
+                          'latest_blessed_model_resolver-model-resolver',
                           'latest_blessed_model_resolver-model-blessing-resolver'}
-    assert set(tasks['Trainer']['dependentTasks']) == {'Transform', 'ImportSchemaGen'}
+    assert set(tasks['Trainer']['dependentTasks']) == {'Transform', 'ImportSchemaGen', 'ExampleValidator'}, \
+        'training waits for data validation on the cluster too'
     assert 'latest_blessed_model_resolver-model-resolver' in tasks['Evaluator']['dependentTasks']
-    assert set(tasks['Pusher']['dependentTasks']) == {'Evaluator', 'Trainer'}
+    assert set(tasks['Pusher']['dependentTasks']) == {'Evaluator', 'Trainer', 'ServingCheck'}, \
+        'nothing is pushed before the serving check'
+    assert set(tasks['ServingCheck']['dependentTasks']) == {'Trainer', 'TfdsExampleGen', 'Evaluator'}
     assert local_spec['runtimeConfig']['gcsOutputDirectory'] == 'gs://bucket/petseg'
 
 
@@ -42,9 +46,16 @@ def test_image_and_custom_executors(local_spec):
         assert _executor(local_spec, task)['image'] == IMAGE
     assert _executor(local_spec, 'TfdsExampleGen')['args'][1] == 'components.tfds_example_gen.executor.Executor'
     assert _executor(local_spec, 'Pusher')['args'][1] == 'components.versioned_pusher.executor.Executor'
+    assert _executor(local_spec, 'ExampleValidator')['args'][1] == 'components.gated_example_validator.executor.Executor'
     assert _executor(local_spec, 'Trainer')['args'][1] == 'tfx.components.trainer.executor.GenericExecutor'
     for task in BEAM_COMPONENTS:
         assert '--direct_running_mode=multi_processing' in _executor(local_spec, task)['args']
+
+
+def test_infra_validator_is_refused_with_the_reason(capsys):
+    with pytest.raises(SystemExit):
+        kubeflow_runner.parse_args([*BASE_FLAGS, '--validator', 'infra_validator'])
+    assert "Kubeflow V2 compiler cannot compile InfraValidator" in capsys.readouterr().err
 
 
 def test_user_code_travels_by_dotted_path(local_spec):
@@ -101,10 +112,32 @@ def test_submit_request_caches_and_needs_project():
         kubeflow_runner.run_request(kubeflow_runner.parse_args([*BASE_FLAGS, '--submit']), 'spec.json')
 
 
-def test_sample_data_presets_need_cluster_data():
-    args = kubeflow_runner.parse_args(['--pipeline_root', 'gs://b/p', '--image', IMAGE, '--preset', 'default'])
-    with pytest.raises(SystemExit, match='generates sample data locally'):
-        kubeflow_runner.build_config(args)
+def test_sample_data_presets_need_cluster_data(capsys):
+    with pytest.raises(SystemExit):
+        kubeflow_runner.parse_args(['--pipeline_root', 'gs://b/p', '--image', IMAGE, '--preset', 'default'])
+    assert 'generates sample data locally' in capsys.readouterr().err
+    args = kubeflow_runner.parse_args(['--pipeline_root', 'gs://b/p', '--image', IMAGE, '--preset', 'default',
+                                       '--source_dir', 'gs://b/pets'])
+    assert args.config.data.sample is None and args.config.data.source_dir == 'gs://b/pets'
+
+
+def test_settings_flags_are_the_local_runners(tmp_path):
+    spec = _compile(tmp_path, '--epochs', '3', '--batch_size', '8', '--anomalies', 'warn')
+    text = json.dumps(spec)
+    assert '\\"epochs\\": 3' in text and '\\"batch_size\\": 8' in text
+    args = kubeflow_runner.parse_args([*BASE_FLAGS, '--source_dir', 'relative/pets'])
+    assert args.config.data.source_dir == 'relative/pets', 'cluster paths are not made absolute on this machine'
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--epochs', '0'], 'training.epochs must be >= 1, got 0'),
+    (['--dataflow_max_workers', '0'], 'must be >= 1, got 0'),
+    (['--gpu_count', '-1'], 'must be >= 1, got -1'),
+])
+def test_bad_numbers_are_refused(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        kubeflow_runner.parse_args([*BASE_FLAGS, *flags])
+    assert message in capsys.readouterr().err
 
 
 def test_help_documents_the_flags(capsys):

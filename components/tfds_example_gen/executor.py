@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import tempfile
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -43,36 +43,48 @@ _IMAGE_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP')  # what tf.io.decode_image reads 
 _MASK_MODES = ('L', 'P', '1', 'I', 'I;16')
 
 
-def check_image_and_mask(image: bytes, mask: bytes) -> Optional[str]:
-    """Says what is wrong with an encoded image/mask pair, or None when it can be trained on.
+def inspect_image_and_mask(image: bytes, mask: bytes) -> Tuple[Optional[str], Dict[str, Any]]:
+    """Says what is wrong with an encoded image/mask pair, and measures it when nothing is.
 
     Args:
       image: encoded image bytes.
       mask: encoded single-channel mask bytes.
 
     Returns:
-      A short reason such as 'image is truncated', or None.
+      (a short reason such as 'image is truncated', {}) or (None, the pair's numeric features: image
+      height, width and channels, and the fraction of each trimap class).
     """
     decoded = {}
     for role, data in (('image', image), ('mask', mask)):
         if not data:
-            return f'{role} is empty'
+            return f'{role} is empty', {}
         try:
             with Image.open(io.BytesIO(data)) as picture:
                 picture_format = picture.format
                 picture.load()
-                decoded[role] = (picture_format, picture.mode, picture.size)
+                decoded[role] = (picture_format, picture.mode, picture.size, len(picture.getbands()),
+                                 np.asarray(picture) if role == 'mask' else None)
         except UnidentifiedImageError:
-            return f'{role} is not an image file'
+            return f'{role} is not an image file', {}
         except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... for damaged files.
-            return f'{role} is truncated' if 'truncated' in str(e) else f'{role} cannot be decoded ({e})'
+            return (f'{role} is truncated' if 'truncated' in str(e) else f'{role} cannot be decoded ({e})'), {}
     if decoded['image'][0] not in _IMAGE_FORMATS:
-        return f'image format {decoded["image"][0]} is not one of {", ".join(_IMAGE_FORMATS)}'
+        return f'image format {decoded["image"][0]} is not one of {", ".join(_IMAGE_FORMATS)}', {}
     if decoded['mask'][1] not in _MASK_MODES:
-        return f'mask has mode {decoded["mask"][1]}, expected a single-channel image'
+        return f'mask has mode {decoded["mask"][1]}, expected a single-channel image', {}
     if decoded['image'][2] != decoded['mask'][2]:
-        return f'mask size {decoded["mask"][2]} differs from image size {decoded["image"][2]}'
-    return None
+        return f'mask size {decoded["mask"][2]} differs from image size {decoded["image"][2]}', {}
+    width, height = decoded['image'][2]
+    trimap = decoded['mask'][4]
+    features = {keys.IMAGE_HEIGHT_KEY: height, keys.IMAGE_WIDTH_KEY: width, keys.IMAGE_CHANNELS_KEY: decoded['image'][3]}
+    for class_id, key in enumerate(keys.CLASS_FRACTION_KEYS):
+        features[key] = float(np.mean(trimap == class_id + keys.TRIMAP_OFFSET))
+    return None, features
+
+
+def check_image_and_mask(image: bytes, mask: bytes) -> Optional[str]:
+    """Says what is wrong with an encoded image/mask pair, or None when it can be trained on."""
+    return inspect_image_and_mask(image, mask)[0]
 
 
 def _to_feature(value: Any) -> Optional[tf.train.Feature]:
@@ -127,7 +139,7 @@ class _CheckAndConvert(beam.DoFn):
 
     def process(self, record: Dict[str, Any]) -> Iterator[tf.train.Example]:
         record = tf.nest.map_structure(lambda value: value.numpy(), record)  # ReadFromTFDS yields eager tensors
-        problem = check_image_and_mask(record[self._image_feature], record[self._mask_feature])
+        problem, measured = inspect_image_and_mask(record[self._image_feature], record[self._mask_feature])
         if problem:
             name = record.get(keys.FILE_NAME_KEY, b'<unnamed>')
             name = name.decode() if isinstance(name, bytes) else str(name)
@@ -135,7 +147,7 @@ class _CheckAndConvert(beam.DoFn):
             self._skipped.inc()
             return
         self._written.inc()
-        yield to_example(record, self._image_feature, self._mask_feature)
+        yield to_example({**record, **measured}, self._image_feature, self._mask_feature)
 
 
 @beam.ptransform_fn
@@ -197,7 +209,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             super().Do(input_dict, output_dict, {**exec_properties, _BUILDER_KEY: builder})
         written, skipped = self._split_counts(input_config)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        _record_on_artifact(examples, builder, written, skipped, prepared.missing_files)
+        _record_on_artifact(examples, builder, written, skipped, prepared)
         _check_skipped_fraction(written, skipped, float(exec_properties[MAX_SKIPPED_FRACTION_KEY]))
 
     def _split_counts(self, input_config: example_gen_pb2.Input):
@@ -225,16 +237,19 @@ def _check_splits(builder: tfds.core.DatasetBuilder, patterns: List[str]) -> Non
 
 
 def _record_on_artifact(examples: types.Artifact, builder: tfds.core.DatasetBuilder,
-                        written: Dict[str, int], skipped: Dict[str, int], missing: Sequence[str]) -> None:
+                        written: Dict[str, int], skipped: Dict[str, int], prepared: sources.PreparedSource) -> None:
     examples.set_string_custom_property('tfds_dataset', builder.name)
     examples.set_string_custom_property('tfds_version', str(builder.version))
     examples.set_string_custom_property('num_examples', json.dumps(written, sort_keys=True))
     examples.set_string_custom_property('num_skipped', json.dumps(skipped, sort_keys=True))
-    examples.set_string_custom_property('missing_files', json.dumps(list(missing)))
+    examples.set_string_custom_property('missing_files', json.dumps(list(prepared.missing_files)))
+    examples.set_string_custom_property('skipped_files', json.dumps(list(prepared.skipped_files)))
+    examples.set_string_custom_property('normalized_files', json.dumps(list(prepared.normalized_files)))
     for split, count in written.items():
         examples.set_int_custom_property(f'num_examples_{split}', count)
-    logging.info('TfdsExampleGen wrote %s examples of %s %s (skipped %s, missing files %d).',
-                 written, builder.name, builder.version, skipped, len(missing))
+    logging.info('TfdsExampleGen wrote %s examples of %s %s (skipped %s, missing files %d, unusable files %d, '
+                 'converted files %d).', written, builder.name, builder.version, skipped, len(prepared.missing_files),
+                 len(prepared.skipped_files), len(prepared.normalized_files))
 
 
 def _check_skipped_fraction(written: Dict[str, int], skipped: Dict[str, int], max_fraction: float) -> None:

@@ -13,12 +13,14 @@ defined in `__main__` cannot be found again when the prepared data is read.
 
 import dataclasses
 import hashlib
+import io
 import logging
 import os
-import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
+from PIL import Image
 import tensorflow_datasets as tfds
 from tensorflow_datasets.datasets.oxford_iiit_pet import oxford_iiit_pet_dataset_builder as oxford
 
@@ -83,8 +85,9 @@ class _LocalFiles:
 class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
     """Oxford-IIIT Pet (same name, version and features) prepared from local files, without network.
 
-    Images or trimaps listed but missing are skipped and kept in `self.skipped` as (file, reason),
-    so one lost file does not fail preparation of thousands.
+    Images or trimaps listed but missing or unusable are skipped and kept in `self.skipped` as (file,
+    reason), so one lost file does not fail preparation of thousands; images of other kinds (the archive's
+    GIF and RGBA PNG saved as .jpg) are converted and listed in `self.normalized`.
     """
 
     name = OXFORD_PET_NAME
@@ -92,32 +95,110 @@ class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
     def __init__(self, *, source_dir: str, **kwargs):
         self._source_dir = source_dir
         self.skipped: List[Tuple[str, str]] = []
+        self.normalized: List[Tuple[str, str]] = []
         super().__init__(**kwargs)
 
     def _split_generators(self, dl_manager):
         return super()._split_generators(_LocalFiles(self._source_dir, dl_manager))
 
     def _generate_examples(self, images_dir_path, annotations_dir_path, images_list_file):
-        kept = []
+        # TFDS's own generator re-encodes its list of known-odd files with tf.image.decode_image, which
+        # crashes on the archive's GIF saved as .jpg (a 4-D animation). Here every image PIL can decode
+        # that is not already an RGB JPEG is normalized instead; undecodable bytes pass through unchanged
+        # so that ExampleGen's check names, counts and skips them.
+        trimaps_dir = os.path.join(annotations_dir_path, 'trimaps')
+        xmls_dir = os.path.join(annotations_dir_path, 'xmls')
         with tf.io.gfile.GFile(os.fspath(images_list_file)) as listing:
             for line in listing:
                 if not line.strip() or line.startswith('#'):
                     continue
-                name = line.split(' ')[0]
+                name, label, species, _ = line.strip().split(' ')
                 image = os.path.join(images_dir_path, name + '.jpg')
-                trimap = os.path.join(annotations_dir_path, 'trimaps', name + '.png')
+                trimap = os.path.join(trimaps_dir, name + '.png')
                 missing = [p for p in (image, trimap) if not tf.io.gfile.exists(p)]
                 if missing:
                     self.skipped.append((missing[0], 'missing file'))
                     logging.warning('Skipping %s: %s is missing.', name, missing[0])
                     continue
-                kept.append(line if line.endswith('\n') else line + '\n')
-        with tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False) as filtered:
-            filtered.writelines(kept)
-        try:
-            yield from super()._generate_examples(images_dir_path, annotations_dir_path, filtered.name)
-        finally:
-            os.remove(filtered.name)
+                with tf.io.gfile.GFile(image, 'rb') as f:
+                    image_bytes, note = normalize_image(f.read())
+                if note:
+                    self.normalized.append((image, note))
+                    logging.warning('%s: %s.', image, note)
+                with tf.io.gfile.GFile(trimap, 'rb') as f:
+                    mask, problem = read_trimap(f.read())
+                if problem:
+                    self.skipped.append((trimap, problem))
+                    logging.warning('Skipping %s: %s.', name, problem)
+                    continue
+                try:
+                    head_bbox = oxford._get_head_bbox(os.path.join(xmls_dir, name + '.xml'))  # pylint: disable=protected-access
+                except FileNotFoundError:  # the test split has no head boxes
+                    head_bbox = oxford._EMPTY_BBOX  # pylint: disable=protected-access
+                yield name + '.jpg', {
+                    'image': io.BytesIO(image_bytes),
+                    'label': int(label) - 1,
+                    'species': int(species) - 1,
+                    'file_name': name + '.jpg',
+                    'segmentation_mask': mask,
+                    'head_bbox': head_bbox,
+                }
+
+
+_SINGLE_CHANNEL_MODES = ('L', 'P', '1', 'I', 'I;16', 'I;16B', 'I;16L')
+
+
+def normalize_image(data: bytes) -> Tuple[bytes, Optional[str]]:
+    """RGB JPEG bytes of an image file of any kind PIL reads, and what was changed (None: nothing).
+
+    GIFs give their first frame, alpha is dropped, CMYK/grayscale/palette become RGB, 16-bit is scaled
+    to 8 bits. Bytes PIL cannot decode are returned unchanged for ExampleGen's check to reject by name.
+
+    Args:
+      data: the file's bytes.
+
+    Returns:
+      (bytes to store, a note such as 'GIF saved as .jpg: first frame, re-encoded as RGB JPEG').
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.seek(0)
+            picture.load()
+            kind, mode = picture.format, picture.mode
+            if kind == 'JPEG' and mode == 'RGB':
+                return data, None
+            if mode.startswith('I;16') or mode == 'I':
+                array = np.asarray(picture).astype(np.uint32)
+                picture = Image.fromarray((array >> (8 if array.max() > 255 else 0)).astype(np.uint8), 'L')
+            rgb = picture.convert('RGB')
+    except Exception:  # PIL raises many kinds for damaged files; ExampleGen's check names the problem.
+        return data, None
+    buffer = io.BytesIO()
+    rgb.save(buffer, format='JPEG', quality=95)
+    return buffer.getvalue(), f'{kind} {mode} image re-encoded as RGB JPEG' + (' (first frame)' if kind == 'GIF' else '')
+
+
+def read_trimap(data: bytes) -> Tuple[Any, Optional[str]]:
+    """The trimap as uint8 [H, W, 1] for TFDS, or undecodable bytes as they are; and a reason to skip it.
+
+    Args:
+      data: the trimap file's bytes.
+
+    Returns:
+      (value for the segmentation_mask feature, None) or (None, why it cannot be a trimap).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.load()
+            mode, size = picture.mode, picture.size
+            array = np.asarray(picture)
+    except Exception:  # a damaged trimap fails its pair in ExampleGen's check, named there
+        return io.BytesIO(data), None
+    if mode not in _SINGLE_CHANNEL_MODES:
+        return None, f'trimap has mode {mode}, expected a single-channel image'
+    if array.max(initial=0) > 255:
+        return None, f'trimap values up to {array.max()} do not fit the classes 1..3'
+    return array.astype(np.uint8).reshape(size[1], size[0], 1), None
 
 
 def _split_name_and_version(dataset: str) -> Tuple[str, Optional[str]]:
@@ -131,6 +212,9 @@ class PreparedSource:
 
     builder: tfds.core.DatasetBuilder
     missing_files: Tuple[str, ...] = ()
+    # 'path: reason' of listed files that were skipped (unusable) or converted while preparing.
+    skipped_files: Tuple[str, ...] = ()
+    normalized_files: Tuple[str, ...] = ()
 
 
 def prepare_builder(dataset: str, data_dir: Optional[str], source_dir: Optional[str],
@@ -162,8 +246,10 @@ def prepare_builder(dataset: str, data_dir: Optional[str], source_dir: Optional[
                 f'{dataset!r} asks for version {version}, but the local Oxford-IIIT Pet builder '
                 f'of this TFDS is {builder.version}. Use {OXFORD_PET_NAME}:{builder.version}.')
         builder.download_and_prepare(download_dir=os.path.join(work_dir, 'downloads'))
-        missing = tuple(path for path, _ in builder.skipped)
-        return PreparedSource(tfds.builder_from_directory(builder.data_dir), missing)
+        missing = tuple(path for path, reason in builder.skipped if reason == 'missing file')
+        skipped = tuple(f'{path}: {reason}' for path, reason in builder.skipped if reason != 'missing file')
+        normalized = tuple(f'{path}: {note}' for path, note in builder.normalized)
+        return PreparedSource(tfds.builder_from_directory(builder.data_dir), missing, skipped, normalized)
     if data_dir and not tf.io.gfile.isdir(data_dir):
         raise DataSourceError(
             f'TFDS data_dir {data_dir!r} does not exist. Pass the directory that holds '

@@ -23,12 +23,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-
-def existing_versions(base_directory: str) -> List[int]:
-    """Numbered versions already published under `base_directory`, ascending."""
-    if not fileio.exists(base_directory):
-        return []
-    return sorted(int(name.rstrip('/')) for name in fileio.listdir(base_directory) if name.rstrip('/').isdigit())
+from modules.paths import numbered_versions
 
 
 PUSH_RECORD = 'petseg_push.json'
@@ -36,7 +31,7 @@ PUSH_RECORD = 'petseg_push.json'
 
 def published_version_of(base_directory: str, model_path: str):
     """The version directory that already holds the model from `model_path`, or None."""
-    for version in existing_versions(base_directory):
+    for version in numbered_versions(base_directory):
         record = os.path.join(base_directory, str(version), PUSH_RECORD)
         if fileio.exists(record):
             with fileio.open(record) as f:
@@ -47,7 +42,7 @@ def published_version_of(base_directory: str, model_path: str):
 
 def next_version(base_directory: str, now: float) -> int:
     """The version for a push at time `now`: its UNIX second, or one above the newest existing version."""
-    versions = existing_versions(base_directory)
+    versions = numbered_versions(base_directory)
     return max([int(now)] + [v + 1 for v in versions[-1:]])
 
 

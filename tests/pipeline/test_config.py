@@ -1,10 +1,14 @@
-"""Presets are valid, nonsense is rejected with the field's name, custom_config round-trips."""
+"""Presets are valid, nonsense is rejected with the field's name, overrides go through one path, and the
+training settings round-trip through the Trainer's custom_config."""
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 
+from modules import hparams
 from pipeline import config as config_lib
 
 
@@ -19,19 +23,43 @@ def test_tutorial_preset_reproduces_the_seed():
     assert config_lib.preset('tutorial').data.dataset == 'oxford_iiit_pet'
 
 
-@pytest.mark.parametrize('section, field, value, message', [
-    ('training', 'epochs', 0, 'training.epochs must be >= 1'),
-    ('training', 'learning_rate', 5.0, 'learning_rate must be in'),
-    ('training', 'encoder_weights', 'resnet', 'encoder_weights must be one of'),
-    ('training', 'class_weights', (1.0, 2.0), 'class_weights needs 3 positive values'),
-    ('evaluation', 'min_mean_iou', 1.5, 'evaluation.min_mean_iou must be in'),
-    ('data', 'max_skipped_fraction', 1.0, 'max_skipped_fraction must be in'),
+@pytest.mark.parametrize('key, value, message', [
+    ('training.epochs', 0, 'training.epochs must be >= 1, got 0'),
+    ('training.batch_size', -4, 'training.batch_size must be >= 1, got -4'),
+    ('training.seed', -1, 'training.seed must be >= 0, got -1'),
+    ('training.learning_rate', 5.0, 'learning_rate must be in'),
+    ('training.encoder_weights', 'resnet', 'encoder_weights must be one of'),
+    ('training.class_weights', (1.0, 2.0), 'class_weights needs 3 positive values'),
+    ('training.steps_per_epoch', 0, 'training.steps_per_epoch must be None or >= 1, got 0'),
+    ('evaluation.min_mean_iou', 1.5, 'evaluation.min_mean_iou must be in'),
+    ('data.max_skipped_fraction', 1.0, 'max_skipped_fraction must be in'),
+    ('data.anomalies', 'ignore', "data.anomalies must be one of"),
 ])
-def test_validate_names_the_bad_field(section, field, value, message):
-    config = config_lib.preset('default')
-    bad = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **{field: value})})
+def test_validate_names_the_bad_field(key, value, message):
     with pytest.raises(ValueError, match=message):
-        bad.validate()
+        config_lib.preset('default').with_overrides({key: value})
+
+
+def test_with_overrides_replaces_only_what_is_given():
+    base = config_lib.preset('default')
+    config = base.with_overrides({'training.epochs': 3, 'evaluation.max_regression': 0.05, 'training.dropout': None})
+    assert config.training.epochs == 3 and config.evaluation.max_regression == 0.05
+    assert config.training.dropout == base.training.dropout and config.training.batch_size == base.training.batch_size
+    assert config.data == base.data
+
+
+@pytest.mark.parametrize('source', ['data.dataset', 'data.data_dir', 'data.source_dir'])
+def test_naming_a_data_source_turns_the_generated_sample_off(source):
+    value = 'other_dataset' if source == 'data.dataset' else '/data/pets'
+    assert config_lib.preset('default').data.sample is not None
+    config = config_lib.preset('default').with_overrides({source: value})
+    assert config.data.sample is None
+
+
+@pytest.mark.parametrize('key', ['training.epoch', 'trainer.epochs', 'data.sample.num_train', 'training'])
+def test_unknown_settings_are_named(key):
+    with pytest.raises(ValueError, match=f"unknown setting '{key}'"):
+        config_lib.preset('default').with_overrides({key: 1})
 
 
 def test_unknown_preset():
@@ -40,6 +68,25 @@ def test_unknown_preset():
 
 
 def test_custom_config_round_trips_through_json():
-    config = dataclasses.replace(config_lib.preset('full'))
-    restored = config_lib.training_config_from_custom_config(json.loads(json.dumps(config.to_custom_config())))
+    config = config_lib.preset('full').with_overrides(
+        {'training.epochs': 7, 'training.class_weights': (1.0, 3.0, 2.0), 'training.mixed_bfloat16': False,
+         'training.batchnorm_momentum': 0.8})
+    restored = hparams.from_custom_config(json.loads(json.dumps(config.to_custom_config())))
     assert restored == config.training
+    assert restored.class_weights == (1.0, 3.0, 2.0) and restored != config_lib.preset('full').training
+
+
+def test_custom_config_without_or_with_unknown_training_settings_is_refused():
+    with pytest.raises(ValueError, match="custom_config has no 'training' settings"):
+        hparams.from_custom_config({'dataset': 'oxford_iiit_pet'})
+    with pytest.raises(ValueError, match='Unknown training settings in custom_config: warmup'):
+        hparams.from_custom_config({'training': {**dataclasses.asdict(hparams.TrainingConfig()), 'warmup': 2}})
+
+
+def test_trainer_code_imports_neither_the_pipeline_nor_our_tools():
+    # (TFX's own fn_args_utils imports matplotlib; what we check is our code's import graph.)
+    code = ('import os, sys; os.environ["TF_USE_LEGACY_KERAS"] = "1"; import modules.train; '
+            'print(sorted(m for m in sys.modules if m.split(".")[0] in ("pipeline", "local_runner", "bench") '
+            'or m in ("modules.visualize", "modules.predict")))')
+    imported = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert imported.strip().splitlines()[-1] == '[]'

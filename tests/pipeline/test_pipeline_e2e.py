@@ -6,13 +6,18 @@
 3. new data: retrains, is compared with run 1's blessed model (run 2's was not blessed), pushes version 2;
 4. unchanged rerun: data, Transform and Trainer come from the cache; the Evaluator reruns because the
    baseline moved to run 3's model, and that model, already published, is not pushed again;
-5. unchanged rerun again: every component is served from the cache.
-Then the pushed SavedModel is served raw image bytes, and the TFT layer is checked against Transform.
+5. unchanged rerun again: every component is served from the cache;
+6. the same model with an impossible serving latency budget: the ServingCheck does not bless it, nothing is
+   pushed and the published versions stay byte-identical.
+Then the pushed SavedModel is served raw image bytes (every class of the bad-request catalogue one by one,
+full-size masks), the ServingCheck executor judges deliberately broken SavedModels, and the TFT layer is
+checked against Transform.
 """
 
 import dataclasses
 import hashlib
 import io
+import json
 import os
 
 import ml_metadata as mlmd
@@ -22,17 +27,19 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
 from tfx import v1 as tfx
+from tfx.types import standard_artifacts
 
+from components.serving_check import executor as serving_check_executor, probe, requests
 from components.tfds_example_gen import sample_data
-from modules import keys, predict
+from modules import keys, predict, signatures
 from pipeline import config as config_lib, platform, report, run_summary
 from pipeline.pipeline import create_pipeline
 
 pytestmark = pytest.mark.e2e
 
 COMPONENTS = {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform', 'Trainer',
-              'Evaluator', 'Pusher'}
-RESOLVERS = {'latest_blessed_model_resolver', 'latest_model_resolver'}  # resolve inputs; never cached
+              'Evaluator', 'ServingCheck', 'Pusher'}
+RESOLVERS = {'latest_blessed_model_resolver', 'latest_model_resolver', 'previous_statistics_resolver'}  # never cached
 
 
 def _tree_digest(root):
@@ -54,6 +61,8 @@ class Scenario:
     versions_after: list
     version_one_digest_before: str
     version_one_digest_after: str
+    digests_before_six: dict
+    digests_after_six: dict
 
 
 def _run(config, root, serving_dir):
@@ -63,7 +72,7 @@ def _run(config, root, serving_dir):
         serving_dir=serving_dir,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(root, 'metadata.db')),
-        beam_pipeline_args=platform.local_beam_args(1),
+        beam_pipeline_args=platform.direct_beam_args(1),
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return run_summary.read_run_summary(os.path.join(root, 'metadata.db'), config.name)
@@ -100,7 +109,14 @@ def scenario(tmp_path_factory):
     versions.append(sorted(os.listdir(serving_dir)))
     summaries.append(_run(config, root, serving_dir))
     versions.append(sorted(os.listdir(serving_dir)))
-    return Scenario(config, root, source_dir, serving_dir, summaries, versions, digest_before, _tree_digest(version_one))
+    digests_before_six = {v: _tree_digest(os.path.join(serving_dir, v)) for v in versions[-1]}
+
+    too_slow = _with(config, serving={'latency_budget_ms': 0.001})  # no model answers in a microsecond
+    summaries.append(_run(too_slow, root, serving_dir))
+    versions.append(sorted(os.listdir(serving_dir)))
+    digests_after_six = {v: _tree_digest(os.path.join(serving_dir, v)) for v in versions[-1]}
+    return Scenario(config, root, source_dir, serving_dir, summaries, versions, digest_before, _tree_digest(version_one),
+                    digests_before_six, digests_after_six)
 
 
 def _states(summary):
@@ -110,10 +126,12 @@ def _states(summary):
 def test_first_run_executes_every_component_blesses_and_pushes(scenario):
     first = scenario.summaries[0]
     assert {n for n, s in _states(first).items() if s == 'COMPLETE'} == COMPONENTS
-    assert {c.node_id for c in first.components} - COMPONENTS == {'latest_blessed_model_resolver'}
+    assert {c.node_id for c in first.components} - COMPONENTS == {'latest_blessed_model_resolver',
+                                                                  'previous_statistics_resolver'}
     assert first.num_examples == {'train': 14, 'eval': 6}
     assert first.blessed is True and first.baseline_uri is None
-    assert 'no blessed baseline yet' in first.blessing_reasons[0]
+    assert first.blessing_reasons[-1] == 'no blessed baseline yet, so absolute bounds alone decide'
+    assert any(r.startswith('pixel_accuracy ') and r.endswith('>= bound 0.0000 (ok)') for r in first.blessing_reasons)
     assert first.pushed_to == os.path.join(scenario.serving_dir, scenario.versions_after[0][0])
     assert 0.0 <= first.candidate_metrics['pixel_accuracy'] <= 1.0 and 'iou_pet' in first.candidate_metrics
 
@@ -121,8 +139,8 @@ def test_first_run_executes_every_component_blesses_and_pushes(scenario):
 def test_schema_and_no_anomalies(scenario):
     anomalies_dirs = tf.io.gfile.glob(os.path.join(scenario.root, 'pipeline_root', 'ExampleValidator', 'anomalies', '*', 'Split-*'))
     from tensorflow_metadata.proto.v0 import anomalies_pb2
-    assert sorted(os.path.basename(d) for d in anomalies_dirs) == sorted(['Split-eval', 'Split-train'] * 2), \
-        'one validation per data version (runs 1 and 3), each of both splits'
+    assert sorted(os.path.basename(d) for d in anomalies_dirs) == sorted(['Split-eval', 'Split-train'] * 4), \
+        'runs 1 and 3 validate new data; runs 2 and 4 once more against the new previous statistics; run 5 is cached'
     for split_dir in anomalies_dirs:
         anomalies = anomalies_pb2.Anomalies.FromString(open(os.path.join(split_dir, 'SchemaDiff.pb'), 'rb').read())
         assert not anomalies.anomaly_info, dict(anomalies.anomaly_info)
@@ -133,7 +151,13 @@ def test_impossible_threshold_blocks_push_and_keeps_version_one(scenario):
     assert _states(blocked)['Evaluator'] == 'COMPLETE' and _states(blocked)['TfdsExampleGen'] == 'CACHED'
     assert blocked.baseline_uri == scenario.summaries[0].model_uri
     assert blocked.blessed is False and blocked.pushed_to is None
-    assert any(reason.startswith('pixel_accuracy') for reason in blocked.blessing_reasons)
+    accuracy = blocked.candidate_metrics['pixel_accuracy']
+    assert f'pixel_accuracy {accuracy:.4f} < bound 1.0000 (FAILED)' in blocked.blessing_reasons
+    baseline = blocked.baseline_metrics['pixel_accuracy']
+    regression = [r for r in blocked.blessing_reasons if r.startswith(f'pixel_accuracy {accuracy:.4f}') and 'baseline' in r]
+    assert regression and f'baseline {baseline:.4f} - tolerance 1.0000' in regression[0], blocked.blessing_reasons
+    table = run_summary.format_table(blocked)
+    assert '**NOT BLESSED**: ' in table and '(FAILED)' in table and 'vs baseline: ;' not in table
     assert scenario.versions_after[1] == scenario.versions_after[0]
     assert scenario.version_one_digest_after == scenario.version_one_digest_before
 
@@ -146,6 +170,7 @@ def test_new_data_retrains_against_blessed_baseline_and_pushes_version_two(scena
     assert retrained.baseline_uri == first.model_uri, "compared with run 1's blessed model"
     assert set(retrained.baseline_metrics) == set(retrained.candidate_metrics)
     assert retrained.blessed is True and retrained.pushed_to is not None
+    assert retrained.drift == {}, 'four more images of the same kind are no drift'
     assert len(scenario.versions_after[2]) == 2 and scenario.versions_after[2][0] == scenario.versions_after[0][0]
 
 
@@ -165,11 +190,36 @@ def test_warm_start_feeds_the_previous_model_to_trainer(scenario):
 
 def test_unchanged_reruns_are_served_from_cache_and_push_nothing_new(scenario):
     after_push, steady = scenario.summaries[3], scenario.summaries[4]
-    assert {n for n, s in _states(after_push).items() if s == 'COMPLETE'} == {'Evaluator', 'Pusher'}
+    assert {n for n, s in _states(after_push).items() if s == 'COMPLETE'} == {'ExampleValidator', 'Evaluator',
+                                                                              'ServingCheck', 'Pusher'}
     assert after_push.baseline_uri == scenario.summaries[2].model_uri == after_push.model_uri
     assert after_push.pushed_to == scenario.summaries[2].pushed_to, 'same model, same version'
     assert set(_states(steady).values()) == {'CACHED'} and set(_states(steady)) == COMPONENTS
     assert scenario.versions_after[4] == scenario.versions_after[3] == scenario.versions_after[2]
+
+
+def test_first_run_serving_check_blesses_with_its_figures(scenario):
+    check = scenario.summaries[0].serving_check
+    assert check['blessed'] is True and check['reasons'] == []
+    figures = check['figures']
+    assert figures['eval_examples'] == 6 and 0 < figures['p50_ms'] <= figures['p99_ms'] < 2000
+    assert abs(figures['served_pixel_accuracy'] - scenario.summaries[0].candidate_metrics['pixel_accuracy']) <= 0.005
+    assert figures['bad_requests']['text'] == 'error' and figures['bad_requests']['animated GIF'] == 'mask'
+    assert 'Serving check: SERVES: p50' in run_summary.format_table(scenario.summaries[0])
+
+
+def test_a_model_that_fails_the_serving_check_is_never_pushed(scenario):
+    too_slow = scenario.summaries[5]
+    states = _states(too_slow)
+    assert states['ServingCheck'] == 'COMPLETE' and states['Trainer'] == 'CACHED' and states['Evaluator'] == 'CACHED'
+    assert too_slow.blessed is True, 'the Evaluator still blesses it; the serving check alone blocks the push'
+    assert too_slow.serving_check['blessed'] is False
+    assert too_slow.serving_check['reasons'][0].startswith('p99 latency') and 'over the budget of 0.0 ms' in \
+        too_slow.serving_check['reasons'][0]
+    assert too_slow.pushed_to is None
+    assert scenario.versions_after[5] == scenario.versions_after[4]
+    assert scenario.digests_after_six == scenario.digests_before_six, 'published versions are byte-identical'
+    assert 'DOES NOT SERVE: p99 latency' in run_summary.format_table(too_slow)
 
 
 def _png(array):
@@ -191,6 +241,77 @@ def test_pushed_model_serves_raw_jpeg_and_png_of_any_size(served):
     assert outputs['mask'].shape == (2, keys.IMAGE_SIZE, keys.IMAGE_SIZE) and outputs['mask'].dtype == tf.uint8
     assert set(np.unique(outputs['mask'])) <= {0, 1, 2}
     np.testing.assert_allclose(tf.reduce_sum(outputs['probabilities'], -1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize('case', requests.bad_requests(), ids=lambda case: case.name)
+def test_every_bad_request_gives_a_valid_mask_or_a_clean_error(served, case):
+    try:
+        outputs = served.signatures['serving_default'](image_bytes=tf.constant(case.images))
+    except tf.errors.InvalidArgumentError:
+        assert case.expect in (requests.ERROR, requests.EITHER), f'{case.name} must give a mask ({case.why})'
+        return
+    assert case.expect in (requests.MASK, requests.EITHER), f'{case.name} must fail ({case.why}), not succeed silently'
+    assert probe.mask_problem(outputs, len(case.images)) is None
+
+
+@pytest.mark.parametrize('width, height', [(500, 375), (375, 500), (1000, 200), (64, 64), (33, 257)])
+def test_full_size_masks_have_the_request_images_size(served, width, height):
+    images = [requests.typical_jpeg(width, height), requests.typical_jpeg(120, 90, seed=3)]
+    outputs = served.signatures['serving_full_size'](image_bytes=tf.constant(images))
+    assert outputs['height'].numpy().tolist() == [height, 90] and outputs['width'].numpy().tolist() == [width, 120]
+    mask = outputs['mask'].numpy()
+    assert mask.shape == (2, max(height, 90), max(width, 120))
+    assert set(np.unique(mask[0, :height, :width])) <= {0, 1, 2}
+    assert set(np.unique(mask[1, :90, :120])) <= {0, 1, 2} and (mask[1, 90:, :] == signatures.PADDING_CLASS).all()
+
+
+def _saved_model_without(served, path, replace=None):
+    kept = {name: fn for name, fn in served.signatures.items() if name != 'serving_default'}
+    kept.update(replace or {})
+    tf.saved_model.save(served, os.path.join(path, 'Format-Serving'), signatures=kept)
+    return path
+
+
+def _run_serving_check(model_dir, examples_uri, blessing_dir):
+    model, examples, blessing = standard_artifacts.Model(), standard_artifacts.Examples(), standard_artifacts.InfraBlessing()
+    model.uri, examples.uri, blessing.uri = str(model_dir), examples_uri, str(blessing_dir)
+    serving_check_executor.Executor().Do(
+        {'model': [model], 'examples': [examples]}, {'blessing': [blessing]},
+        {'max_examples': 50, 'latency_calls': 50, 'latency_budget_ms': 5000.0, 'accuracy_tolerance': 0.005,
+         'timeout_s': 600})
+    return blessing
+
+
+def test_serving_check_executor_blesses_the_trained_model(scenario, tmp_path):
+    model_uri = scenario.summaries[2].model_uri
+    blessing = _run_serving_check(model_uri, scenario.summaries[2].examples_uri, tmp_path / 'blessing')
+    assert blessing.get_int_custom_property('blessed') == 1
+    assert os.path.exists(tmp_path / 'blessing' / 'INFRA_BLESSED')
+    report = json.load(open(tmp_path / 'blessing' / 'serving_check.json'))
+    assert report['blessed'] and report['figures']['eval_examples'] == 6
+
+
+def test_serving_check_refuses_a_model_without_serving_default(scenario, served, tmp_path):
+    broken = _saved_model_without(served, str(tmp_path / 'no_default'))
+    blessing = _run_serving_check(broken, scenario.summaries[2].examples_uri, tmp_path / 'blessing')
+    assert blessing.get_int_custom_property('blessed') == 0
+    assert os.path.exists(tmp_path / 'blessing' / 'INFRA_NOT_BLESSED')
+    assert json.loads(blessing.get_string_custom_property('reasons')) == ['signature serving_default: missing']
+
+
+def test_serving_check_refuses_a_signature_with_the_wrong_shape(scenario, served, tmp_path):
+    serve = served.signatures['serving_default']
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+    def half_mask(image_bytes):
+        outputs = serve(image_bytes=image_bytes)
+        return {'mask': outputs['mask'][:, :64, :64], 'probabilities': outputs['probabilities'][:, :64, :64]}
+
+    broken = _saved_model_without(served, str(tmp_path / 'half'), {'serving_default': half_mask})
+    blessing = _run_serving_check(broken, scenario.summaries[2].examples_uri, tmp_path / 'blessing')
+    assert blessing.get_int_custom_property('blessed') == 0
+    reasons = json.loads(blessing.get_string_custom_property('reasons'))
+    assert reasons[0].startswith('signature serving_default: output mask: uint8 [None, 64, 64] != uint8 [None, 128, 128]')
 
 
 @pytest.mark.parametrize('payload, message', [
@@ -248,7 +369,7 @@ def test_prediction_cli_on_files_directories_globs_and_a_bad_file(scenario, tmp_
     assert f'Model: {os.path.join(scenario.serving_dir, scenario.versions_after[-1][-1])}' in printed
     for stem, size in sizes.items():
         mask = np.asarray(Image.open(out / f'{stem}_mask.png'))
-        assert mask.shape == (keys.IMAGE_SIZE, keys.IMAGE_SIZE) and set(np.unique(mask)) <= {0, 1, 2}
+        assert mask.shape == (size[1], size[0]) and set(np.unique(mask)) <= {0, 1, 2}, 'masks at the image size'
         assert Image.open(out / f'{stem}_overlay.png').size == size
         assert Image.open(out / f'{stem}_mask_color.png').mode == 'RGB'
         assert f'{stem}' in printed and 'pet ' in printed and 'border' in printed

@@ -1,10 +1,12 @@
 """TfdsExampleGen's PTransform and executor on generated data, including corrupt files."""
 
+import io
 import json
 import os
 import shutil
 
 import apache_beam as beam
+import numpy as np
 import pytest
 import tensorflow as tf
 from apache_beam.testing import util as beam_testing
@@ -14,7 +16,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.tfds_example_gen import executor, sources
-from modules import keys
+from modules import keys, paths
 from tests.conftest import NUM_TEST, NUM_TRAIN
 
 
@@ -121,3 +123,61 @@ def test_check_image_and_mask_accepts_png_images():
     Image.fromarray(np.ones((8, 9), np.uint8)).save(buffer_mask, format='PNG')
     assert executor.check_image_and_mask(buffer_image.getvalue(), buffer_mask.getvalue()) is None
     assert executor.check_image_and_mask(b'', buffer_mask.getvalue()) == 'image is empty'
+
+
+def _save_as_jpg_name(path, array, **save_args):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, **save_args)
+    path.write_bytes(buffer.getvalue())
+
+
+@pytest.fixture
+def odd_source(sample_folders, tmp_path):
+    """The sample with the real archive's odd files: a GIF and an RGBA PNG named .jpg, CMYK, 16-bit, an RGB trimap."""
+    source = tmp_path / 'odd'
+    shutil.copytree(sample_folders, source)
+    names = [line.split(' ')[0] for line in open(source / 'annotations' / 'trainval.txt')][:5]
+    images = {name: np.asarray(Image.open(source / 'images' / f'{name}.jpg')) for name in names}
+    frames = [Image.fromarray(images[names[0]]), Image.fromarray(255 - images[names[0]])]
+    gif = io.BytesIO()
+    frames[0].save(gif, format='GIF', save_all=True, append_images=frames[1:])
+    (source / 'images' / f'{names[0]}.jpg').write_bytes(gif.getvalue())
+    rgba = np.dstack([images[names[1]], np.full(images[names[1]].shape[:2], 128, np.uint8)])
+    _save_as_jpg_name(source / 'images' / f'{names[1]}.jpg', rgba, format='PNG')
+    Image.fromarray(images[names[2]]).convert('CMYK').save(source / 'images' / f'{names[2]}.jpg', format='JPEG')
+    gray16 = (images[names[3]].mean(-1) * 257).astype(np.uint16)
+    Image.fromarray(gray16).save(source / 'images' / f'{names[3]}.jpg', format='PNG')
+    trimap = source / 'annotations' / 'trimaps' / f'{names[4]}.png'
+    Image.open(trimap).convert('RGB').save(trimap)
+    return source, names
+
+
+def test_odd_image_files_are_converted_and_trained_on_and_bad_trimaps_named(odd_source, sample_folders, tmp_path):
+    source, names = odd_source
+    examples = _run_executor(source, tmp_path / 'out', max_skipped_fraction=0.1)
+    assert json.loads(examples.get_string_custom_property('num_examples')) == {'train': NUM_TRAIN - 1, 'eval': NUM_TEST}
+    normalized = json.loads(examples.get_string_custom_property('normalized_files'))
+    assert [os.path.basename(line.split(':')[0]) for line in normalized] == [f'{n}.jpg' for n in names[:4]]
+    assert 'GIF' in normalized[0] and '(first frame)' in normalized[0] and 'RGBA' in normalized[1]
+    assert 'CMYK' in normalized[2] and 'I;16' in normalized[3]
+    skipped = json.loads(examples.get_string_custom_property('skipped_files'))
+    assert skipped == [f'{source / "annotations" / "trimaps" / names[4]}.png: trimap has mode RGB, '
+                       'expected a single-channel image']
+    written = {}
+    for record in paths.read_gzip_records(paths.split_dir(examples.uri, 'train')):
+        features = tf.train.Example.FromString(record).features.feature
+        written[features[keys.FILE_NAME_KEY].bytes_list.value[0].decode()] = features
+    for name in names[:4]:
+        image = Image.open(io.BytesIO(written[f'{name}.jpg'][keys.IMAGE_KEY].bytes_list.value[0]))
+        assert (image.format, image.mode) == ('JPEG', 'RGB')
+    gif_frame = np.asarray(Image.open(io.BytesIO(written[f'{names[0]}.jpg'][keys.IMAGE_KEY].bytes_list.value[0])))
+    original = np.asarray(Image.open(sample_folders + f'/images/{names[0]}.jpg'))
+    assert np.abs(gif_frame.astype(int) - original).mean() < 40, 'the first frame, not the inverted second one'
+
+
+def test_real_photographs_with_the_archives_odd_files(real_pets, tmp_path):
+    examples = _run_executor(real_pets, tmp_path / 'out')
+    assert json.loads(examples.get_string_custom_property('num_examples')) == {'train': 241, 'eval': 61}
+    assert json.loads(examples.get_string_custom_property('num_skipped')) == {'train': 0, 'eval': 0}
+    normalized = ' '.join(json.loads(examples.get_string_custom_property('normalized_files')))
+    assert 'Abyssinian_34.jpg: GIF' in normalized and 'Abyssinian_5.jpg: PNG RGBA' in normalized

@@ -9,6 +9,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.versioned_pusher import executor
+from modules import paths
 
 
 def _fake_saved_model(path):
@@ -29,14 +30,37 @@ def test_publish_makes_new_complete_versions(tmp_path):
     assert open(os.path.join(second, 'saved_model.pb'), 'rb').read() == b'graph'
 
 
-def test_failed_copy_leaves_published_versions_untouched(tmp_path):
+def test_a_copy_that_fails_midway_publishes_nothing_and_touches_no_version(tmp_path, monkeypatch):
+    model, serving = tmp_path / 'model', tmp_path / 'serving'
+    _fake_saved_model(str(model))
+    executor.publish(str(model), str(serving), now=50)
+    real_copy = executor.io_utils.copy_dir
+
+    def copy_then_fail(source, destination):
+        os.makedirs(os.path.join(destination, 'variables'))
+        with open(os.path.join(destination, 'variables', 'variables.index'), 'wb') as f:
+            f.write(b'half')  # the disk filled up before saved_model.pb was copied
+        raise IOError('No space left on device')
+
+    monkeypatch.setattr(executor.io_utils, 'copy_dir', copy_then_fail)
+    with pytest.raises(IOError, match='No space left'):
+        executor.publish(str(model), str(serving), now=60)
+    assert paths.numbered_versions(str(serving)) == [50], 'the half copy is not a version a server would load'
+    assert open(serving / '50' / 'saved_model.pb', 'rb').read() == b'graph'
+
+    monkeypatch.setattr(executor.io_utils, 'copy_dir', real_copy)
+    executor.publish(str(model), str(serving), now=60)  # the retry clears its own staging and publishes
+    assert sorted(os.listdir(serving)) == ['50', '60']
+    assert open(serving / '60' / 'variables' / 'variables.index', 'rb').read() == b'index'
+
+
+def test_a_missing_model_is_refused_before_anything_is_written(tmp_path):
     model, serving = tmp_path / 'model', tmp_path / 'serving'
     _fake_saved_model(str(model))
     executor.publish(str(model), str(serving), now=50)
     with pytest.raises(FileNotFoundError, match='No SavedModel at'):
         executor.publish(str(tmp_path / 'missing_model'), str(serving), now=60)
-    assert executor.existing_versions(str(serving)) == [50]
-    assert open(serving / '50' / 'saved_model.pb', 'rb').read() == b'graph'
+    assert sorted(os.listdir(serving)) == ['50']
 
 
 def _run(tmp_path, blessed):
@@ -70,7 +94,7 @@ def test_executor_publishes_a_model_once(tmp_path):
     second = _run(tmp_path, blessed=True)
     assert second.get_int_custom_property('pushed') == 1
     assert second.get_string_custom_property('pushed_destination') == first
-    assert len(executor.existing_versions(str(tmp_path / 'serving'))) == 1
+    assert len(paths.numbered_versions(str(tmp_path / 'serving'))) == 1
 
 
 def test_executor_skips_unblessed_models(tmp_path):

@@ -1,0 +1,1 @@
+"""ExampleValidator whose anomalies can stop the pipeline before training."""

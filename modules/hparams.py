@@ -1,0 +1,75 @@
+"""The Trainer's hyperparameters: `TrainingConfig` and its round trip through the Trainer's custom_config.
+
+User code the Trainer imports (`modules/`) must not depend on the pipeline's wiring, so the training
+settings live here and `pipeline/config.py` builds on them. The pipeline serializes a `TrainingConfig`
+into `custom_config['training']` (plain JSON, recorded in MLMD); `run_fn` rebuilds it with
+`from_custom_config`. Progress comes back as records of the `PROGRESS_LOGGER` logger.
+"""
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+CUSTOM_CONFIG_KEY = 'training'
+# run_fn logs one record per epoch to this logger; a runner's console shows it (see pipeline/console.py).
+PROGRESS_LOGGER = 'petseg.progress'
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Hyperparameters handed to `run_fn` through the Trainer's custom_config."""
+
+    epochs: int = 10
+    # Per replica: with several devices or workers each step sees batch_size x replicas examples.
+    batch_size: int = 16
+    shuffle_buffer: int = 1000
+    learning_rate: float = 1e-3
+    # 'imagenet' (Keras download), 'none' (random init; the encoder is then trained), or a local .h5 path.
+    encoder_weights: str = 'none'
+    train_encoder: bool = False
+    dropout: float = 0.0
+    # None keeps Keras' BatchNorm momentum; small datasets trained from random weights need ~0.9.
+    batchnorm_momentum: Optional[float] = None
+    # Speed: bfloat16 compute with float32 variables (None: where the training machine has native bfloat16,
+    # see modules.model.native_bfloat16; the exported model always computes in float32), and XLA compilation
+    # of the train step (off: on CPU it made training 5-7x slower, see bench/README.md).
+    mixed_bfloat16: Optional[bool] = None
+    jit_compile: bool = False
+    class_weights: Optional[Tuple[float, ...]] = None
+    steps_per_epoch: Optional[int] = None
+    validation_steps: Optional[int] = None
+    warm_start: bool = False
+    seed: int = 0
+
+    @property
+    def encoder_is_trained(self) -> bool:
+        """Random encoder weights are useless frozen, so they are always trained."""
+        return self.train_encoder or self.encoder_weights == 'none'
+
+    def to_custom_config(self) -> Dict[str, Any]:
+        """The JSON-ready form stored under `custom_config['training']`."""
+        return dataclasses.asdict(self)
+
+
+def from_custom_config(custom_config: Dict[str, Any]) -> TrainingConfig:
+    """Rebuilds the TrainingConfig that the pipeline put into the Trainer's custom_config.
+
+    Args:
+      custom_config: the Trainer's custom_config.
+
+    Returns:
+      The TrainingConfig, with tuples restored from JSON lists.
+
+    Raises:
+      ValueError: the custom_config holds no training settings, or unknown ones.
+    """
+    if not custom_config or CUSTOM_CONFIG_KEY not in custom_config:
+        raise ValueError(f"The Trainer's custom_config has no {CUSTOM_CONFIG_KEY!r} settings; "
+                         'build the Trainer with PipelineConfig.to_custom_config().')
+    values = dict(custom_config[CUSTOM_CONFIG_KEY])
+    known = {field.name for field in dataclasses.fields(TrainingConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f'Unknown training settings in custom_config: {", ".join(unknown)}')
+    if values.get('class_weights') is not None:
+        values['class_weights'] = tuple(values['class_weights'])
+    return TrainingConfig(**values)

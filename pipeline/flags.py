@@ -1,0 +1,161 @@
+"""Command-line flags for every setting of `PipelineConfig`, made from the dataclasses themselves.
+
+Every entry point (`local_runner.py`, `kubeflow_runner.py`, `bench/run.py`) calls `add_config_flags` and
+`config_from_args`, so a field added to a config dataclass is a flag everywhere, with the same name, type
+and validation. A flag that is not given keeps the preset's value; a given one, 0 and negatives included,
+goes through `PipelineConfig.with_overrides` and `validate()`, whose message names the field.
+
+    parser = argparse.ArgumentParser()
+    flags.add_config_flags(parser, default_preset='default')
+    args = parser.parse_args(argv)
+    config = flags.config_from_args(args, parser)      # parser.error() with validate()'s message
+"""
+
+import argparse
+import dataclasses
+import os
+import typing
+from typing import Any, Dict, Optional
+
+from modules import keys
+from pipeline import config as config_lib
+
+# Settings that are not flags: the generated sample is chosen by preset and turned off by any data source.
+_NOT_FLAGS = {'data.sample'}
+_PATH_FIELDS = ('data.data_dir', 'data.source_dir')
+_HELP = {
+    'name': 'pipeline name; outputs go to OUTPUT_DIR/NAME',
+    'data.dataset': 'TFDS dataset name[:version], e.g. oxford_iiit_pet:4.*.* (turns generated sample data off)',
+    'data.data_dir': 'TFDS data dir holding the prepared dataset (turns generated sample data off)',
+    'data.source_dir': 'Oxford-IIIT Pet images.tar.gz + annotations.tar.gz, or their extracted folders '
+                       '(turns generated sample data off)',
+    'data.max_skipped_fraction': 'fail when more than this fraction of a split is unusable image/mask pairs',
+    'data.anomalies': "'fail': data anomalies stop the run before training; 'warn': report them and train",
+    'training.batch_size': 'examples per step per replica',
+    'training.encoder_weights': "'imagenet', 'none' (random, trained) or a local MobileNetV2 no-top .h5",
+    'training.mixed_bfloat16': 'train in mixed bfloat16 (default: where the CPU/GPU computes bfloat16 natively)',
+    'training.class_weights': f'{keys.NUM_CLASSES} per-class loss weights ({", ".join(keys.CLASS_NAMES)})',
+    'evaluation.max_regression': 'how far below the blessed baseline a candidate may score and still be blessed',
+    'serving.validator': "'serving_check' (fresh Python process, runs anywhere) or 'infra_validator' "
+                         '(TFX InfraValidator with the TF Serving image; needs Docker or Kubernetes)',
+    'serving.latency_budget_ms': 'highest acceptable p99 latency of one 500x375 JPEG before a push, in ms',
+    'serving.max_examples': 'eval images the serving check sends through serving_default',
+}
+
+
+def _settings():
+    """(dotted name, flag name, type hint, built-in default) of every overridable setting."""
+    top = typing.get_type_hints(config_lib.PipelineConfig)
+    sections = [('', config_lib.PipelineConfig)] + [
+        (field.name, top[field.name]) for field in dataclasses.fields(config_lib.PipelineConfig)
+        if dataclasses.is_dataclass(top[field.name])]
+    for section, cls in sections:
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if not section and dataclasses.is_dataclass(hints[field.name]):
+                continue
+            dotted = f'{section}.{field.name}' if section else field.name
+            if dotted not in _NOT_FLAGS:
+                yield dotted, field.name, hints[field.name], field.default
+
+
+def _unwrap_optional(hint):
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) is typing.Union and len(args) == 1 else hint
+
+
+def add_config_flags(parser: argparse.ArgumentParser, default_preset: str = 'default') -> None:
+    """Adds `--preset` and one flag per setting, all defaulting to the preset's value.
+
+    Args:
+      parser: the entry point's parser.
+      default_preset: the preset used when `--preset` is not given.
+    """
+    parser.add_argument('--preset', default=default_preset, choices=sorted(config_lib.PRESETS),
+                        help=f'settings to start from (default: {default_preset})')
+    groups = {}
+    for dotted, flag, hint, default in _settings():
+        section = dotted.rpartition('.')[0] or 'pipeline'
+        if section not in groups:
+            groups[section] = parser.add_argument_group(f'{section} settings (default: the preset\'s)')
+        kind = _unwrap_optional(hint)
+        help_text = f"{_HELP.get(dotted, dotted)} (built-in default: {default})"
+        if kind is bool:
+            groups[section].add_argument(f'--{flag}', dest=dotted, action=argparse.BooleanOptionalAction,
+                                         default=None, help=help_text)
+        elif typing.get_origin(kind) is tuple:
+            groups[section].add_argument(f'--{flag}', dest=dotted, type=typing.get_args(kind)[0], nargs='+',
+                                         default=None, metavar='VALUE', help=help_text)
+        else:
+            groups[section].add_argument(f'--{flag}', dest=dotted, type=kind, default=None, help=help_text)
+
+
+def overrides_from_args(args: argparse.Namespace, absolute_paths: bool = True) -> Dict[str, Any]:
+    """The settings given on the command line, as `PipelineConfig.with_overrides` takes them.
+
+    Args:
+      args: parsed flags of a parser set up by `add_config_flags`.
+      absolute_paths: make local data paths absolute (they are part of ExampleGen's cache key, so
+        `pets`, `./pets` and `/abs/pets` must be one source); off where paths mean another machine's.
+
+    Returns:
+      {dotted setting: value} for the flags that were given.
+    """
+    values = vars(args)
+    overrides = {dotted: values[dotted] for dotted, *_ in _settings() if values.get(dotted) is not None}
+    for dotted, value in overrides.items():
+        if isinstance(value, list):
+            overrides[dotted] = tuple(value)
+    if absolute_paths:
+        for dotted in _PATH_FIELDS:
+            if dotted in overrides and '://' not in overrides[dotted]:
+                overrides[dotted] = os.path.abspath(os.path.expanduser(overrides[dotted]))
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser] = None,
+                     absolute_paths: bool = True, base_overrides: Optional[Dict[str, Any]] = None,
+                     ) -> config_lib.PipelineConfig:
+    """The preset with `base_overrides`, then the given flags, applied and validated.
+
+    Args:
+      args: parsed flags.
+      parser: when given, an invalid setting ends the program through `parser.error` (exit code 2).
+      absolute_paths: see `overrides_from_args`.
+      base_overrides: the entry point's own defaults on top of the preset (flags still win).
+
+    Returns:
+      The validated config.
+
+    Raises:
+      ValueError: an invalid setting, when no parser is given.
+    """
+    try:
+        config = config_lib.preset(args.preset)
+        if base_overrides:
+            config = config.with_overrides(base_overrides)
+        return config.with_overrides(overrides_from_args(args, absolute_paths))
+    except ValueError as e:
+        if parser is None:
+            raise
+        parser.error(str(e))
+
+
+def _bounded_int(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be >= {minimum}, got {value}')
+        return value
+    parse.__name__ = 'int'
+    return parse
+
+
+positive_int = _bounded_int(1)
+non_negative_int = _bounded_int(0)
+
+
+def dataclass_default(cls, name: str) -> Any:
+    """The default of field `name` of dataclass `cls`, so a flag's default is defined once."""
+    return {field.name: field.default for field in dataclasses.fields(cls)}[name]
+

@@ -1,0 +1,38 @@
+"""Full-size masks: bilinear probabilities, argmax, each at its image's own size; image sizes from the bytes."""
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from modules import keys, signatures
+
+
+def _encoded(width, height, image_format):
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize('width, height, image_format', [(500, 375, 'JPEG'), (37, 300, 'PNG'), (1, 1, 'PNG'),
+                                                         (640, 64, 'BMP'), (90, 91, 'GIF')])
+def test_image_size_reads_height_and_width(width, height, image_format):
+    assert signatures.image_size(tf.constant(_encoded(width, height, image_format))).numpy().tolist() == [height, width]
+
+
+def test_full_size_masks_resize_probabilities_then_take_the_argmax():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.NUM_CLASSES)).astype(np.float32)
+    probabilities = tf.nn.softmax(logits, -1)
+    sizes = tf.constant([[375, 500], [300, 37]], tf.int32)
+    masks = signatures.full_size_masks(probabilities, sizes).numpy()
+    assert masks.shape == (2, 375, 500) and masks.dtype == np.uint8
+    for index, (height, width) in enumerate(sizes.numpy()):
+        expected = np.argmax(tf.image.resize(probabilities[index], (height, width), method='bilinear'), -1)
+        np.testing.assert_array_equal(masks[index, :height, :width], expected)
+        assert (masks[index, height:, :] == signatures.PADDING_CLASS).all()
+        assert (masks[index, :, width:] == signatures.PADDING_CLASS).all()
+    nearest_upscale = np.asarray(tf.image.resize(np.argmax(logits[0], -1)[..., None], (375, 500), method='nearest'))[..., 0]
+    assert (masks[0, :375, :500] != nearest_upscale).mean() > 0.01, 'not a nearest upscale of the 128x128 mask'

@@ -1,0 +1,32 @@
+"""The factory's wiring, compiled to TFX's intermediate representation (what LocalDagRunner runs)."""
+
+from tfx.dsl.compiler import compiler
+
+from pipeline import config as config_lib
+from pipeline.pipeline import create_pipeline
+
+
+def _compiled(config):
+    pipeline = create_pipeline(config.with_overrides({'data.source_dir': '/data/pets'}), pipeline_root='/tmp/root',
+                               serving_dir='/tmp/serving')
+    return {node.pipeline_node.node_info.id: node.pipeline_node for node in compiler.Compiler().compile(pipeline).nodes}
+
+
+def test_the_pusher_needs_the_serving_checks_blessing_and_training_waits_for_validation():
+    nodes = _compiled(config_lib.preset('smoke'))
+    pusher_inputs = nodes['Pusher'].inputs.inputs
+    assert set(pusher_inputs) == {'model', 'model_blessing', 'infra_blessing'}
+    assert pusher_inputs['infra_blessing'].channels[0].producer_node_query.id == 'ServingCheck'
+    assert 'ExampleValidator' in nodes['Trainer'].upstream_nodes
+    assert set(nodes['ServingCheck'].inputs.inputs) == {'model', 'examples', 'evaluation'}
+
+
+def test_tf_serving_infra_validator_can_replace_the_serving_check_where_docker_runs():
+    nodes = _compiled(config_lib.preset('tutorial').with_overrides({'serving.validator': 'infra_validator'}))
+    assert 'ServingCheck' not in nodes
+    validator = nodes['InfraValidator']
+    assert validator.node_info.type.name.endswith('InfraValidator')
+    assert nodes['Pusher'].inputs.inputs['infra_blessing'].channels[0].producer_node_query.id == 'InfraValidator'
+    serving_spec = validator.parameters.parameters['serving_spec'].field_value.string_value
+    assert 'local_docker' in serving_spec and '2.15.0' in serving_spec
+    assert 'serving_tf_example' in validator.parameters.parameters['request_spec'].field_value.string_value

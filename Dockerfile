@@ -21,6 +21,7 @@ COPY setup.py ./
 COPY pipeline/ pipeline/
 COPY components/ components/
 COPY modules/ modules/
+COPY serving/ serving/
 COPY local_runner.py kubeflow_runner.py ./
 RUN pip install --no-deps .
 

@@ -15,7 +15,7 @@ export PYTHONWARNINGS := ignore::FutureWarning:google.api_core._python_version_s
 # else pyenv's install of the pinned version.
 BASE_PYTHON ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/versions/$(PYTHON_VERSION)/bin/python3.10 2>/dev/null)
 
-.PHONY: venv run test test-all lock clean
+.PHONY: venv browser run test test-all lock clean
 
 venv: $(VENV)/.installed
 
@@ -30,13 +30,22 @@ $(VENV)/.installed: requirements.txt constraints.txt setup.py
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
+# The web page test drives headless Chromium. On CI (CI=true, root, Debian) it is installed here; elsewhere
+# the test is skipped with the reason unless you install it yourself (apt-get install chromium).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ -n "$$CI" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing chromium for the web page test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "chromium could not be installed; the web page test will be skipped"; \
+	fi
+
 run: venv
 	$(PY) local_runner.py $(ARGS)
 
-test: venv
+test: venv browser
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: venv
+test-all: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lock: venv

@@ -7,6 +7,7 @@ os.environ['TF_USE_LEGACY_KERAS'] = '1'  # before anything imports TensorFlow
 import pytest  # noqa: E402
 
 from components.tfds_example_gen import sample_data  # noqa: E402
+from tests.scenario import scenario  # noqa: E402,F401  (the shared end-to-end story)
 
 NUM_TRAIN, NUM_TEST = 14, 6
 # 302 real Oxford-IIIT Pet photos beside the repository (never copied into it); tests that need them skip.

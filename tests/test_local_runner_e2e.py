@@ -15,7 +15,7 @@ import pytest
 from modules import paths
 from pipeline import run_lock, run_summary
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # ~7 min: a full smoke run plus two cached reruns
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPONENT_LINES = ('TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform', 'Trainer',
                    'Evaluator', 'Pusher')

@@ -23,6 +23,7 @@ from tfx import types
 from tfx.components.example_validator import executor as example_validator_executor
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils
 
 from modules import keys
 
@@ -52,12 +53,14 @@ def read_anomalies(anomalies_uri: str) -> Dict[str, List[str]]:
     return found
 
 
-def drift_between(current: types.Artifact, previous: types.Artifact, threshold: float) -> Dict[str, List[str]]:
+def drift_between(current: types.Artifact, previous: types.Artifact, schema: schema_pb2.Schema,
+                  threshold: float) -> Dict[str, List[str]]:
     """split -> 'feature: drift description' where a DRIFT_FEATURES distribution moved past `threshold`.
 
     Args:
       current: this run's ExampleStatistics.
       previous: the previous data version's ExampleStatistics.
+      schema: the pipeline's schema (TFDV compares features whose type it declares).
       threshold: the Jensen-Shannon divergence above which a feature has drifted.
 
     Returns:
@@ -66,10 +69,10 @@ def drift_between(current: types.Artifact, previous: types.Artifact, threshold: 
     current_stats = {split: stats_artifact_utils.load_statistics(current, split).proto()
                      for split in artifact_utils.decode_split_names(current.split_names)}
     previous_splits = set(artifact_utils.decode_split_names(previous.split_names))
-    schema = schema_pb2.Schema()
-    for key in keys.DRIFT_FEATURES:
-        feature = schema.feature.add(name=key)
-        feature.drift_comparator.jensen_shannon_divergence.threshold = threshold
+    schema = schema_pb2.Schema.FromString(schema.SerializeToString())
+    for feature in schema.feature:
+        if feature.name in keys.DRIFT_FEATURES:
+            feature.drift_comparator.jensen_shannon_divergence.threshold = threshold
     drift = {}
     for split, stats in current_stats.items():
         if split not in previous_splits:
@@ -99,7 +102,9 @@ class Executor(example_validator_executor.Executor):
         previous = input_dict.get(PREVIOUS_STATISTICS_KEY) or []
         current = artifact_utils.get_single_instance(input_dict[standard_component_specs.STATISTICS_KEY])
         if previous and previous[0].uri != current.uri:
-            drift = drift_between(current, previous[0], float(exec_properties[DRIFT_THRESHOLD_KEY]))
+            schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+                artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])))
+            drift = drift_between(current, previous[0], schema, float(exec_properties[DRIFT_THRESHOLD_KEY]))
             if drift:
                 logging.warning('Data drift against the previous data version: %s', describe(drift))
             for artifact in result.output_artifacts[standard_component_specs.ANOMALIES_KEY].artifacts:

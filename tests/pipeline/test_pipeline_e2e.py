@@ -1,4 +1,4 @@
-"""The whole pipeline with LocalDagRunner on generated images: five runs of a retraining story.
+"""The whole pipeline with LocalDagRunner on generated images: six runs of a retraining story (tests/scenario.py).
 
 1. first run: trains, the absolute bounds bless it, version 1 is pushed;
 2. same data, warm start and an impossible bound: trains from run 1's model, the push is blocked,
@@ -14,7 +14,6 @@ full-size masks), the ServingCheck executor judges deliberately broken SavedMode
 checked against Transform.
 """
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -32,91 +31,13 @@ from tfx.types import standard_artifacts
 from components.serving_check import executor as serving_check_executor, probe, requests
 from components.tfds_example_gen import sample_data
 from modules import keys, predict, signatures
-from pipeline import config as config_lib, platform, report, run_summary
-from pipeline.pipeline import create_pipeline
+from pipeline import report, run_summary
 
 pytestmark = pytest.mark.e2e
 
 COMPONENTS = {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform', 'Trainer',
               'Evaluator', 'ServingCheck', 'Pusher'}
 RESOLVERS = {'latest_blessed_model_resolver', 'latest_model_resolver', 'previous_statistics_resolver'}  # never cached
-
-
-def _tree_digest(root):
-    digest = hashlib.sha256()
-    for directory, _, files in sorted(os.walk(root)):
-        for name in sorted(files):
-            path = os.path.join(directory, name)
-            digest.update(os.path.relpath(path, root).encode() + open(path, 'rb').read())
-    return digest.hexdigest()
-
-
-@dataclasses.dataclass
-class Scenario:
-    config: config_lib.PipelineConfig
-    root: str
-    source_dir: str
-    serving_dir: str
-    summaries: list
-    versions_after: list
-    version_one_digest_before: str
-    version_one_digest_after: str
-    digests_before_six: dict
-    digests_after_six: dict
-
-
-def _run(config, root, serving_dir):
-    pipeline = create_pipeline(
-        config,
-        pipeline_root=os.path.join(root, 'pipeline_root'),
-        serving_dir=serving_dir,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            os.path.join(root, 'metadata.db')),
-        beam_pipeline_args=platform.direct_beam_args(1),
-    )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-    return run_summary.read_run_summary(os.path.join(root, 'metadata.db'), config.name)
-
-
-def _with(config, **sections):
-    return dataclasses.replace(config, **{name: dataclasses.replace(getattr(config, name), **values)
-                                          for name, values in sections.items()})
-
-
-@pytest.fixture(scope='module')
-def scenario(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('e2e'))
-    source_dir, serving_dir = os.path.join(root, 'pets'), os.path.join(root, 'serving')
-    sample_data.write_folders(source_dir, 14, 6, seed=2)
-    config = _with(config_lib.preset('smoke'), data={'source_dir': source_dir, 'sample': None})
-    summaries, versions = [], []
-
-    summaries.append(_run(config, root, serving_dir))
-    versions.append(sorted(os.listdir(serving_dir)))
-    version_one = os.path.join(serving_dir, versions[0][0])
-    digest_before = _tree_digest(version_one)
-
-    # Warm start makes the Trainer rerun (its base model is a new input); the bound blocks the push.
-    blocked = _with(config, evaluation={'min_pixel_accuracy': 1.0}, training={'warm_start': True})
-    summaries.append(_run(blocked, root, serving_dir))
-    versions.append(sorted(os.listdir(serving_dir)))
-
-    sample_data.write_folders(source_dir, 18, 6, seed=2)  # four more training images
-    summaries.append(_run(config, root, serving_dir))
-    versions.append(sorted(os.listdir(serving_dir)))
-
-    summaries.append(_run(config, root, serving_dir))
-    versions.append(sorted(os.listdir(serving_dir)))
-    summaries.append(_run(config, root, serving_dir))
-    versions.append(sorted(os.listdir(serving_dir)))
-    digests_before_six = {v: _tree_digest(os.path.join(serving_dir, v)) for v in versions[-1]}
-
-    too_slow = _with(config, serving={'latency_budget_ms': 0.001})  # no model answers in a microsecond
-    summaries.append(_run(too_slow, root, serving_dir))
-    versions.append(sorted(os.listdir(serving_dir)))
-    digests_after_six = {v: _tree_digest(os.path.join(serving_dir, v)) for v in versions[-1]}
-    return Scenario(config, root, source_dir, serving_dir, summaries, versions, digest_before, _tree_digest(version_one),
-                    digests_before_six, digests_after_six)
 
 
 def _states(summary):

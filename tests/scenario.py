@@ -1,0 +1,101 @@
+"""The retraining story every end-to-end test reads: six LocalDagRunner runs of the smoke preset on generated pets.
+
+1. first run: trains, the absolute bounds bless it, version 1 is pushed;
+2. same data, warm start and an impossible bound: trains from run 1's model, the push is blocked;
+3. new data: retrains, is compared with run 1's blessed model, pushes version 2;
+4. unchanged rerun: re-evaluates against the new baseline, publishes nothing new;
+5. unchanged rerun again: every component is served from the cache;
+6. the same model with an impossible serving latency budget: not pushed.
+
+`scenario` is session-scoped, so the pipeline tests and the server tests share one story (~10 min).
+"""
+
+import dataclasses
+import hashlib
+import os
+
+import pytest
+from tfx import v1 as tfx
+
+from components.tfds_example_gen import sample_data
+from pipeline import config as config_lib, platform, run_summary
+from pipeline.pipeline import create_pipeline
+
+
+def tree_digest(root):
+    digest = hashlib.sha256()
+    for directory, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            digest.update(os.path.relpath(path, root).encode() + open(path, 'rb').read())
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class Scenario:
+    config: config_lib.PipelineConfig
+    root: str
+    source_dir: str
+    serving_dir: str
+    summaries: list
+    versions_after: list
+    version_one_digest_before: str
+    version_one_digest_after: str
+    digests_before_six: dict
+    digests_after_six: dict
+
+
+def _run(config, root, serving_dir):
+    pipeline = create_pipeline(
+        config,
+        pipeline_root=os.path.join(root, 'pipeline_root'),
+        serving_dir=serving_dir,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            os.path.join(root, 'metadata.db')),
+        beam_pipeline_args=platform.direct_beam_args(1),
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return run_summary.read_run_summary(os.path.join(root, 'metadata.db'), config.name)
+
+
+def with_settings(config, **sections):
+    return dataclasses.replace(config, **{name: dataclasses.replace(getattr(config, name), **values)
+                                          for name, values in sections.items()})
+
+
+@pytest.fixture(scope='session')
+def scenario(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('e2e'))
+    source_dir, serving_dir = os.path.join(root, 'pets'), os.path.join(root, 'serving')
+    sample_data.write_folders(source_dir, 14, 6, seed=2)
+    config = with_settings(config_lib.preset('smoke'), data={'source_dir': source_dir, 'sample': None})
+    summaries, versions = [], []
+
+    summaries.append(_run(config, root, serving_dir))
+    versions.append(sorted(os.listdir(serving_dir)))
+    version_one = os.path.join(serving_dir, versions[0][0])
+    digest_before = tree_digest(version_one)
+
+    # Warm start makes the Trainer rerun (its base model is a new input); the bound blocks the push.
+    blocked = with_settings(config, evaluation={'min_pixel_accuracy': 1.0}, training={'warm_start': True})
+    summaries.append(_run(blocked, root, serving_dir))
+    versions.append(sorted(os.listdir(serving_dir)))
+
+    sample_data.write_folders(source_dir, 18, 6, seed=2)  # four more training images
+    summaries.append(_run(config, root, serving_dir))
+    versions.append(sorted(os.listdir(serving_dir)))
+
+    summaries.append(_run(config, root, serving_dir))
+    versions.append(sorted(os.listdir(serving_dir)))
+    summaries.append(_run(config, root, serving_dir))
+    versions.append(sorted(os.listdir(serving_dir)))
+    digests_before_six = {v: tree_digest(os.path.join(serving_dir, v)) for v in versions[-1]}
+
+    too_slow = with_settings(config, serving={'latency_budget_ms': 0.001})  # no model answers in a microsecond
+    summaries.append(_run(too_slow, root, serving_dir))
+    versions.append(sorted(os.listdir(serving_dir)))
+    digests_after_six = {v: tree_digest(os.path.join(serving_dir, v)) for v in versions[-1]}
+    return Scenario(config, root, source_dir, serving_dir, summaries, versions, digest_before, tree_digest(version_one),
+                    digests_before_six, digests_after_six)
+
+

@@ -13,6 +13,7 @@ Signatures:
 All of them run the TFT layer, never a re-implementation of preprocessing.
 """
 
+import re
 from typing import Dict
 
 import tensorflow as tf
@@ -41,6 +42,19 @@ EXPECTED_SIGNATURES = {
                          {keys.transformed_name(keys.IMAGE_KEY): ('float32', [None, _S, _S, keys.IMAGE_CHANNELS]),
                           keys.transformed_name(keys.MASK_KEY): ('int64', [None, _S, _S, 1])}),
 }
+
+
+def error_reason(error: tf.errors.OpError) -> str:
+    """The line of a TensorFlow error that says what was wrong with the request, e.g. 'Invalid JPEG data ...'.
+
+    Graph errors start with 'Graph execution error:' and the failing node; the reason is the line before the
+    '[[{{node ...}}]]' trailer.
+    """
+    lines = [line.strip() for line in (error.message or '').splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(('Graph execution error', 'Detected at node', '<stack',
+                                                              '[[', 'File '))]
+    reason = reasons[-1] if reasons else (lines[0] if lines else type(error).__name__)
+    return re.sub(r'^\{\{function_node [^}]*\}\}\s*', '', reason)[:300]
 
 
 def image_size(encoded: tf.Tensor) -> tf.Tensor:

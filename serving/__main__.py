@@ -55,12 +55,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         logging.warning('No complete version under %s yet; serving 404 until one is pushed.', args.model_root)
     server = Server(repository, args.model_name, max_concurrency=args.max_concurrency,
                     max_instances=args.max_instances, max_body_bytes=int(args.max_body_mb * 1024 * 1024))
-    if args.grpc_port:
-        grpc_service.start(repository, args.model_name, args.host, args.grpc_port, args.max_concurrency)
+    # Held until the process ends: a gRPC server that is garbage-collected stops serving.
+    grpc_server = (grpc_service.start(repository, args.model_name, args.host, args.grpc_port, args.max_concurrency)
+                   if args.grpc_port else None)
     print(f'Serving {args.model_name} versions {repository.versions()} from {args.model_root} '
           f'on http://{args.host}:{args.port}/' + (f' and gRPC {args.host}:{args.grpc_port}' if args.grpc_port else ''),
           flush=True)
     web.run_app(make_app(server, args.poll_s), host=args.host, port=args.port, print=None)
+    if grpc_server:
+        grpc_server.stop(grace=5)
 
 
 if __name__ == '__main__':

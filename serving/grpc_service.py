@@ -11,6 +11,7 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
+from modules import signatures
 from serving.models import ModelRepository
 
 
@@ -43,7 +44,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             outputs = function(**inputs)
         except tf.errors.InvalidArgumentError as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, (e.message.strip().splitlines() or [''])[0])
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, signatures.error_reason(e))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self._model_name
         response.model_spec.version.value = version
@@ -78,6 +79,7 @@ def start(repository: ModelRepository, model_name: str, host: str, port: int, ma
                                   ('grpc.max_send_message_length', 256 * 1024 * 1024)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(repository, model_name), server)
-    server.add_insecure_port(f'{host}:{port}')
+    if not server.add_insecure_port(f'{host}:{port}'):
+        raise OSError(f'cannot listen for gRPC on {host}:{port}')
     server.start()
     return server

@@ -23,6 +23,7 @@ import time
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
+import orjson
 import tensorflow as tf
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
@@ -124,12 +125,20 @@ def parse_predict(body: Any, input_names: List[str], max_instances: int) -> Tupl
 
 def _jsonable(array: np.ndarray) -> Any:
     if array.dtype.kind in 'SO':
-        return [_jsonable(item) for item in array] if array.ndim else {'b64': base64.b64encode(array.item()).decode()}
-    return array.tolist()
+        return [_jsonable(np.asarray(item, dtype=object)) for item in array] if array.ndim else \
+            {'b64': base64.b64encode(array.item()).decode()}
+    return np.ascontiguousarray(array) if array.ndim else array.item()
+
+
+def encode_json(answer: Any) -> bytes:
+    """JSON bytes of an answer holding numpy arrays; orjson writes them directly (`tolist` + `json` took ~10x
+    longer for a 128x128x3 probability map, the bulk of a request's time)."""
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def format_outputs(outputs: Dict[str, tf.Tensor], rows: bool) -> Dict[str, Any]:
-    """TF Serving's answer: {"predictions": [...]} for row requests, {"outputs": ...} for columnar ones."""
+    """TF Serving's answer: {"predictions": [...]} for row requests, {"outputs": ...} for columnar ones
+    (numpy arrays inside; see `encode_json`)."""
     arrays = {name: tensor.numpy() for name, tensor in outputs.items()}
     if not rows:
         columns = {name: _jsonable(array) for name, array in arrays.items()}
@@ -229,10 +238,12 @@ class Server:
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(self._pool, lambda: function(**inputs))
         except tf.errors.InvalidArgumentError as e:
-            return _error(400, (e.message.strip().splitlines() or ['invalid argument'])[0])
-        answer = format_outputs(outputs, rows)
-        return web.json_response(answer, headers={'X-Model-Version': str(version),
-                                                  'X-Model-Seconds': f'{time.perf_counter() - start:.4f}'})
+            return _error(400, signatures.error_reason(e))
+        body = await asyncio.get_running_loop().run_in_executor(
+            self._pool, lambda: encode_json(format_outputs(outputs, rows)))
+        return web.Response(body=body, content_type='application/json',
+                            headers={'X-Model-Version': str(version),
+                                     'X-Model-Seconds': f'{time.perf_counter() - start:.4f}'})
 
     async def page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(os.path.join(STATIC_DIR, 'index.html'))

@@ -116,7 +116,7 @@ def check_bad_requests(model, report: Report) -> None:
             problem = mask_problem(outputs, len(case.images))
             outcome, detail = ('garbage', problem) if problem else (requests.MASK, '')
         except tf.errors.InvalidArgumentError as e:
-            outcome, detail = requests.ERROR, (e.message.strip().splitlines() or [''])[0][:200]
+            outcome, detail = requests.ERROR, signatures.error_reason(e)
         except Exception as e:  # any other failure is not a clean rejection
             outcome, detail = 'crash', f'{type(e).__name__}: {str(e)[:200]}'
         report.write('bad_request', name=case.name, expect=case.expect, outcome=outcome, detail=detail,

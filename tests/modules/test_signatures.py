@@ -36,3 +36,15 @@ def test_full_size_masks_resize_probabilities_then_take_the_argmax():
         assert (masks[index, :, width:] == signatures.PADDING_CLASS).all()
     nearest_upscale = np.asarray(tf.image.resize(np.argmax(logits[0], -1)[..., None], (375, 500), method='nearest'))[..., 0]
     assert (masks[0, :375, :500] != nearest_upscale).mean() > 0.01, 'not a nearest upscale of the 128x128 mask'
+
+
+def test_error_reason_is_the_line_that_names_the_problem():
+    decode = tf.function(lambda data: tf.io.decode_image(data, channels=3, expand_animations=False))
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        decode(tf.constant(b'not an image'))
+    assert signatures.error_reason(error.value) == 'Unknown image file format. One of JPEG, PNG, GIF, BMP required.'
+    from_a_savedmodel = tf.errors.InvalidArgumentError(None, None, (
+        'Graph execution error:\n\nDetected at node map/while/cond/decode_image/DecodeImage defined at (most recent '
+        'call last):\n<stack traces unavailable>\njpeg::Uncompress failed. Invalid JPEG data or crop window.\n'
+        '\t [[{{node map/while/cond/decode_image/DecodeImage}}]] [Op:__inference_signature_wrapper_11395]'))
+    assert signatures.error_reason(from_a_savedmodel) == 'jpeg::Uncompress failed. Invalid JPEG data or crop window.'

@@ -1,6 +1,7 @@
 """TF Serving's request and answer formats, without a model: rows and columns, b64, and named bad requests."""
 
 import base64
+import json
 
 import numpy as np
 import pytest
@@ -41,11 +42,15 @@ def test_bad_requests_are_named(body, message):
         rest.parse_predict(body, ['image_bytes'], max_instances=4)
 
 
+def _answer(outputs, rows):
+    return json.loads(rest.encode_json(rest.format_outputs(outputs, rows=rows)))
+
+
 def test_answers_in_rows_and_columns():
     outputs = {'mask': tf.constant(np.zeros((2, 3, 3), np.uint8)), 'height': tf.constant([3, 2], tf.int32)}
-    rows = rest.format_outputs(outputs, rows=True)
-    assert rows == {'predictions': [{'mask': [[0] * 3] * 3, 'height': 3}, {'mask': [[0] * 3] * 3, 'height': 2}]}
-    columns = rest.format_outputs(outputs, rows=False)
+    assert _answer(outputs, True) == {'predictions': [{'mask': [[0] * 3] * 3, 'height': 3},
+                                                      {'mask': [[0] * 3] * 3, 'height': 2}]}
+    columns = _answer(outputs, False)
     assert columns['outputs']['height'] == [3, 2] and np.asarray(columns['outputs']['mask']).shape == (2, 3, 3)
-    single = rest.format_outputs({'logits': tf.constant([[1.5], [2.5]])}, rows=True)
-    assert single == {'predictions': [[1.5], [2.5]]}
+    assert _answer({'logits': tf.constant([[1.5], [2.5]])}, True) == {'predictions': [[1.5], [2.5]]}
+    assert _answer({'examples': tf.constant([b'\x00\xff'])}, False) == {'outputs': [{'b64': 'AP8='}]}

@@ -4,9 +4,12 @@ Hyperparameters come from the Trainer's `custom_config` as plain data (`modules.
 imports the pipeline. Training history is written next to TensorBoard's logs in `model_run_dir`
 (`history.json`) for the run report, and TensorBoard gets a few eval predictions as images each epoch.
 Training may compute in mixed bfloat16 (where the hardware has it); the exported model always computes
-in float32.
+in float32. Every epoch is backed up (Keras `BackupAndRestore`) under a directory that depends only on the
+Trainer's inputs and settings, so rerunning the pipeline after a kill or a preemption resumes from the last
+finished epoch; the backup is removed once the model is exported.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -22,6 +25,7 @@ from modules import data, hparams, keys, metrics, model as model_lib, signatures
 from modules.hparams import TrainingConfig
 
 HISTORY_FILE = 'history.json'
+BACKUP_DIR = 'backup'
 _SHOWN_METRICS = ('loss', 'pixel_accuracy', 'mean_iou', 'val_loss', 'val_pixel_accuracy', 'val_mean_iou')
 
 
@@ -56,6 +60,50 @@ class PredictionImages(keras.callbacks.Callback):
         strips = tf.concat([self._images, true, tf.gather(self._colors, predicted)], axis=2)
         with self._writer.as_default():
             tf.summary.image('eval_predictions', strips, step=epoch, max_outputs=len(strips))
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """The per-epoch metrics of every epoch of a training, across interruptions: kept in the backup directory."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._path = path
+        self.values: Dict[str, List[float]] = {}
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                self.values = json.load(f)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(next(iter(self.values.values()), []))
+
+    def on_epoch_end(self, epoch: int, logs=None):
+        for name, value in (logs or {}).items():
+            self.values.setdefault(name, [])[epoch:] = [float(value)]
+        tf.io.gfile.makedirs(os.path.dirname(self._path))
+        with tf.io.gfile.GFile(self._path, 'w') as f:
+            json.dump(self.values, f)
+
+
+def backup_dir_for(model_run_dir: str, training: TrainingConfig, train_files: List[str], transform_output: str,
+                   base_model: str = None) -> str:
+    """Where training backs up each epoch: the same directory for every execution of the Trainer on the same
+    inputs and settings, so a rerun after a kill resumes instead of starting over.
+
+    Args:
+      model_run_dir: this execution's ModelRun directory (`<pipeline_root>/Trainer/model_run/<id>`).
+      training: training settings.
+      train_files: the transformed training files.
+      transform_output: the Transform graph directory.
+      base_model: the warm-start model, if any.
+
+    Returns:
+      `<pipeline_root>/Trainer/backup/<digest of the inputs and settings>`.
+    """
+    key = json.dumps({'training': training.to_custom_config(), 'train_files': sorted(train_files),
+                      'transform_output': transform_output, 'base_model': base_model}, sort_keys=True)
+    trainer_root = os.path.dirname(os.path.dirname(os.path.normpath(model_run_dir)))
+    return os.path.join(trainer_root, BACKUP_DIR, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def check_input_matches_transform(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> None:
@@ -140,6 +188,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
       The Keras history (metric name -> per-epoch values).
     """
     keras.utils.set_random_seed(training.seed)
+    backup_dir = backup_dir_for(model_run_dir, training, train_files, transform_output, base_model)
     tf_transform_output = tft.TFTransformOutput(transform_output)
     model = build_model(training, base_model)
     check_input_matches_transform(model, tf_transform_output)
@@ -149,17 +198,24 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
                                   class_weights=training.class_weights, repeat=repeat)
     eval_dataset = data.input_fn(eval_files, tf_transform_output, training.batch_size, training=False)
     sample_images, sample_masks = next(iter(eval_dataset.take(1)))[:2]
+    history = EpochHistory(os.path.join(backup_dir, HISTORY_FILE))
+    if history.epochs_done:
+        logging.getLogger(hparams.PROGRESS_LOGGER).info(
+            'resuming from the backup of an interrupted run: %d of %d epochs were done', history.epochs_done,
+            training.epochs)
     callbacks = [keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq='epoch'),
                  PredictionImages(os.path.join(model_run_dir, 'images'), sample_images[:3], sample_masks[:3]),
-                 EpochProgress(training.epochs)]
-    history = model.fit(
-        train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
-        validation_data=eval_dataset, validation_steps=training.validation_steps, callbacks=callbacks, verbose=0)
+                 # Kept until the export below is done, so a kill during the export does not retrain either.
+                 keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+                 history, EpochProgress(training.epochs)]
+    model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
+              validation_data=eval_dataset, validation_steps=training.validation_steps, callbacks=callbacks, verbose=0)
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), 'w') as f:
-        json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, f, indent=1)
+        json.dump(history.values, f, indent=1)
     signatures.export_serving_model(float32_twin(model, training), tf_transform_output, serving_model_dir)
-    return history.history
+    tf.io.gfile.rmtree(backup_dir)
+    return history.values
 
 
 def run_fn(fn_args: FnArgs) -> None:

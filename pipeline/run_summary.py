@@ -17,6 +17,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 
+from components import tfma_results
 from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
 from modules.train import HISTORY_FILE
 from pipeline import node_ids
@@ -82,19 +83,6 @@ def _artifacts_by_key(store: mlmd.MetadataStore, execution_id: int, event_types)
             if step.WhichOneof('value') == 'key':
                 by_key.setdefault(step.key, []).append(artifacts[event.artifact_id])
     return by_key
-
-
-def _metrics_by_model(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-    by_model: Dict[str, Dict[str, float]] = {}
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        if metrics_for_slice.slice_key.single_slice_keys:
-            continue  # overall slice only
-        for item in metrics_for_slice.metric_keys_and_values:
-            if item.key.is_diff or not item.value.HasField('double_value'):
-                continue
-            model = 'baseline' if item.key.model_name == 'baseline' else 'candidate'
-            by_model.setdefault(model, {})[item.key.name] = item.value.double_value.value
-    return by_model
 
 
 def _gates(eval_config_json: Optional[str]) -> Dict[str, Tuple[Optional[float], Optional[float]]]:
@@ -219,7 +207,7 @@ def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         summary.baseline_uri = inputs['baseline_model'][0].uri if inputs.get('baseline_model') else None
         if outputs.get('evaluation'):
             summary.evaluation_uri = outputs['evaluation'][0].uri
-            metrics = _metrics_by_model(summary.evaluation_uri)
+            metrics = tfma_results.metrics_by_model(summary.evaluation_uri)
             summary.candidate_metrics = metrics.get('candidate', {})
             summary.baseline_metrics = metrics.get('baseline', {})
         if outputs.get('blessing'):

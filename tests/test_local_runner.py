@@ -29,13 +29,12 @@ def test_remote_paths_and_flags_pass_through():
 
 def test_every_setting_of_the_config_is_a_flag():
     sections = {'data': config_lib.DataConfig, 'training': config_lib.TrainingConfig,
-                'evaluation': config_lib.EvaluationConfig}
+                'evaluation': config_lib.EvaluationConfig, 'serving': config_lib.ServingConfig}
+    parser_dests = {action.dest for action in local_runner.build_parser()._actions}
     for section, cls in sections.items():
         for field in dataclasses.fields(cls):
-            if field.name == 'sample':
-                continue
-            parser_dests = {action.dest for action in local_runner.build_parser()._actions}
-            assert f'{section}.{field.name}' in parser_dests, f'--{field.name} is missing'
+            if field.name != 'sample':
+                assert f'{section}.{field.name}' in parser_dests, f'--{field.name} is missing'
 
 
 @pytest.mark.parametrize('argv, expected', [

@@ -15,12 +15,12 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
-import tensorflow_model_analysis as tfma
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from components import tfma_results
 from components.serving_check import requests
 from modules import paths
 
@@ -118,22 +118,16 @@ def judge(findings: List[Dict[str, Any]], *, latency_budget_ms: float, accuracy_
     return Verdict(not reasons, reasons, figures)
 
 
-def _evaluator_view(evaluation: Optional[types.Artifact]):
-    """(pixel accuracy, example count) the Evaluator reported for the candidate, or (None, None)."""
+def _evaluator_view(evaluation: Optional[types.Artifact], examples: types.Artifact):
+    """(pixel accuracy the Evaluator reported for the candidate, eval examples it scored), or Nones.
+
+    The Evaluator scores the whole eval split, whose size ExampleGen records on the Examples artifact.
+    """
     if evaluation is None:
         return None, None
-    accuracy = count = None
-    for metrics_for_slice in tfma.load_metrics(evaluation.uri):
-        if metrics_for_slice.slice_key.single_slice_keys:
-            continue
-        for item in metrics_for_slice.metric_keys_and_values:
-            if item.key.model_name == 'baseline' or item.key.is_diff:
-                continue
-            if item.key.name == 'pixel_accuracy':
-                accuracy = item.value.double_value.value
-            if item.key.name == 'example_count':
-                count = int(item.value.double_value.value)
-    return accuracy, count
+    accuracy = tfma_results.metrics_by_model(evaluation.uri).get('candidate', {}).get('pixel_accuracy')
+    count = examples.mlmd_artifact.custom_properties.get('num_examples_eval')
+    return accuracy, count.int_value if count is not None else None
 
 
 class Executor(base_executor.BaseExecutor):
@@ -162,7 +156,7 @@ class Executor(base_executor.BaseExecutor):
                 failure = f'exit code {done.returncode}'
         except subprocess.TimeoutExpired:
             failure = f'timed out after {timeout_s} s'
-        accuracy, count = _evaluator_view(evaluation)
+        accuracy, count = _evaluator_view(evaluation, examples)
         verdict = judge(read_findings(findings_path), latency_budget_ms=float(exec_properties[LATENCY_BUDGET_MS_KEY]),
                         accuracy_tolerance=float(exec_properties[ACCURACY_TOLERANCE_KEY]),
                         evaluator_pixel_accuracy=accuracy, evaluated_examples=count, failure=failure)

@@ -125,6 +125,8 @@ def test_first_run_serving_check_blesses_with_its_figures(scenario):
     figures = check['figures']
     assert figures['eval_examples'] == 6 and 0 < figures['p50_ms'] <= figures['p99_ms'] < 2000
     assert abs(figures['served_pixel_accuracy'] - scenario.summaries[0].candidate_metrics['pixel_accuracy']) <= 0.005
+    assert figures['evaluator_pixel_accuracy'] == pytest.approx(scenario.summaries[0].candidate_metrics['pixel_accuracy']), \
+        "the whole eval split was served, so the Evaluator's own figure was compared"
     assert figures['bad_requests']['text'] == 'error' and figures['bad_requests']['animated GIF'] == 'mask'
     assert 'Serving check: SERVES: p50' in run_summary.format_table(scenario.summaries[0])
 

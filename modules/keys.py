@@ -26,6 +26,9 @@ PET_CLASS_ID = 0
 # background, bright border so the thin ring is easy to see.
 CLASS_COLORS = ((230, 90, 40), (40, 60, 120), (250, 230, 60))
 
+# TFLite variants of the model, in the order they are made and reported (see modules/tflite.py).
+TFLITE_VARIANTS = ('float32', 'float16', 'int8')
+
 
 def transformed_name(key: str) -> str:
     """Returns the name Transform gives to the transformed version of `key`.

@@ -15,13 +15,13 @@ what made each model.
 
 import dataclasses
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from modules import hparams, keys
 from modules.hparams import TrainingConfig
 
-__all__ = ['DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'TrainingConfig',
-           'preset']
+__all__ = ['DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'TfliteConfig',
+           'TrainingConfig', 'preset']
 
 ENCODER_WEIGHT_CHOICES = ('imagenet', 'none')
 ANOMALY_ACTIONS = ('fail', 'warn')
@@ -94,6 +94,29 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TfliteConfig:
+    """TFLite variants made after training, and the targets a variant must meet to be pushed with the model."""
+
+    # Any of float32, float16, int8; no values (`--tflite_variants` alone) turns the TFLite export off.
+    tflite_variants: Tuple[str, ...] = keys.TFLITE_VARIANTS
+    # Training images that calibrate the int8 activation ranges.
+    representative_examples: int = 100
+    tflite_eval_examples: int = 500
+    tflite_latency_calls: int = 20
+    # How far (fractions: 0.002 = 0.2 points) each variant's pixel accuracy may fall below the SavedModel's
+    # on the same eval images.
+    float32_tolerance: float = 0.001
+    float16_tolerance: float = 0.002
+    int8_tolerance: float = 0.015
+    int8_max_size_ratio: float = 1 / 3
+
+    @property
+    def tolerances(self) -> Tuple[float, float, float]:
+        """Per variant, in `modules.keys.TFLITE_VARIANTS` order."""
+        return self.float32_tolerance, self.float16_tolerance, self.int8_tolerance
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything that defines a pipeline run except platform details (paths, images, Beam args)."""
 
@@ -102,6 +125,7 @@ class PipelineConfig:
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     serving: ServingConfig = ServingConfig()
+    tflite: TfliteConfig = TfliteConfig()
 
     def validate(self) -> 'PipelineConfig':
         """Raises ValueError naming the first nonsensical setting; returns self for chaining."""
@@ -148,6 +172,18 @@ class PipelineConfig:
         _check(serving.latency_budget_ms > 0, f'serving.latency_budget_ms must be > 0, got {serving.latency_budget_ms}')
         _check(0 <= serving.accuracy_tolerance < 1,
                f'serving.accuracy_tolerance must be in [0, 1), got {serving.accuracy_tolerance}')
+        edge = self.tflite
+        unknown = [v for v in edge.tflite_variants if v not in keys.TFLITE_VARIANTS]
+        _check(not unknown and len(set(edge.tflite_variants)) == len(edge.tflite_variants),
+               f'tflite.tflite_variants must be distinct values of {keys.TFLITE_VARIANTS}, got {edge.tflite_variants}')
+        for name in ('representative_examples', 'tflite_eval_examples', 'tflite_latency_calls'):
+            value = getattr(edge, name)
+            _check(value >= 1, f'tflite.{name} must be >= 1, got {value}')
+        for name in ('float32_tolerance', 'float16_tolerance', 'int8_tolerance'):
+            value = getattr(edge, name)
+            _check(0.0 <= value < 1.0, f'tflite.{name} must be in [0, 1), got {value}')
+        _check(0.0 < edge.int8_max_size_ratio <= 1.0,
+               f'tflite.int8_max_size_ratio must be in (0, 1], got {edge.int8_max_size_ratio}')
         return self
 
     def to_custom_config(self) -> Dict[str, Any]:
@@ -189,7 +225,8 @@ class PipelineConfig:
         return dataclasses.replace(self, **top, **replaced).validate()
 
 
-_SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig, 'serving': ServingConfig}
+_SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig, 'serving': ServingConfig,
+             'tflite': TfliteConfig}
 # Any of these names the data to read, so the generated sample is not wanted.
 DATA_SOURCE_FIELDS = ('dataset', 'data_dir', 'source_dir')
 

@@ -40,6 +40,9 @@ _HELP = {
                          '(TFX InfraValidator with the TF Serving image; needs Docker or Kubernetes)',
     'serving.latency_budget_ms': 'highest acceptable p99 latency of one 500x375 JPEG before a push, in ms',
     'serving.max_examples': 'eval images the serving check sends through serving_default',
+    'tflite.tflite_variants': 'TFLite variants to make and push when they meet their targets: float32 float16 int8; '
+                              'the flag alone turns the TFLite export off',
+    'tflite.int8_max_size_ratio': "the int8 model's largest allowed size as a fraction of float32's",
 }
 
 
@@ -84,7 +87,8 @@ def add_config_flags(parser: argparse.ArgumentParser, default_preset: str = 'def
             groups[section].add_argument(f'--{flag}', dest=dotted, action=argparse.BooleanOptionalAction,
                                          default=None, help=help_text)
         elif typing.get_origin(kind) is tuple:
-            groups[section].add_argument(f'--{flag}', dest=dotted, type=typing.get_args(kind)[0], nargs='+',
+            # '*': the flag alone gives an empty tuple (e.g. `--tflite_variants` turns the TFLite export off).
+            groups[section].add_argument(f'--{flag}', dest=dotted, type=typing.get_args(kind)[0], nargs='*',
                                          default=None, metavar='VALUE', help=help_text)
         else:
             groups[section].add_argument(f'--{flag}', dest=dotted, type=kind, default=None, help=help_text)

@@ -12,6 +12,7 @@ from tfx.dsl.components.base.base_node import BaseNode
 from components.gated_example_validator.component import GatedExampleValidator
 from components.serving_check.component import ServingCheck
 from components.tfds_example_gen.component import TfdsExampleGen
+from components.tflite_export.component import TfliteExport
 from pipeline import node_ids, platform
 from modules import signatures
 from pipeline.config import PipelineConfig, ServingConfig
@@ -159,10 +160,22 @@ def create_pipeline(
     )
     serving_validator = create_serving_validator(config.serving, trainer, example_gen, evaluator,
                                                  on_cluster=image is not None)
+    components += [trainer, baseline, evaluator, serving_validator]
+    tflite_models = None
+    if config.tflite.tflite_variants:
+        edge = config.tflite
+        tflite_export = TfliteExport(
+            model=trainer.outputs['model'], examples=transform.outputs['transformed_examples'],
+            transform_graph=transform.outputs['transform_graph'], variants=edge.tflite_variants,
+            representative_examples=edge.representative_examples, max_eval_examples=edge.tflite_eval_examples,
+            latency_calls=edge.tflite_latency_calls, tolerances=edge.tolerances,
+            int8_max_size_ratio=edge.int8_max_size_ratio).with_id(node_ids.TFLITE_EXPORT)
+        components.append(tflite_export)
+        tflite_models = tflite_export.outputs['tflite_models']
     pusher = platform.make_pusher(vertex, serving_dir, model=trainer.outputs['model'],
                                   model_blessing=evaluator.outputs['blessing'],
-                                  infra_blessing=serving_validator.outputs['blessing'])
-    components += [trainer, baseline, evaluator, serving_validator, pusher]
+                                  infra_blessing=serving_validator.outputs['blessing'], tflite_models=tflite_models)
+    components.append(pusher)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,

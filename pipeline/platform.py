@@ -11,7 +11,10 @@ from typing import Dict, List, Optional
 from tfx import v1 as tfx
 
 from components.versioned_pusher.component import VersionedPusher
+from modules.beam_args import dataflow_beam_args, direct_beam_args
 from pipeline import node_ids
+
+__all__ = ['VertexOptions', 'dataflow_beam_args', 'direct_beam_args', 'make_pusher', 'make_trainer']
 
 # Google's prebuilt TF serving image for Vertex endpoints (TF 2.16 is not offered; 2.15 reads our SavedModel).
 VERTEX_SERVING_IMAGE = 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest'
@@ -29,32 +32,6 @@ class VertexOptions:
     accelerator_count: int = 0
     endpoint_name: Optional[str] = None  # deploy blessed models to this Vertex endpoint
     serving_machine_type: str = 'n1-standard-4'
-
-
-def direct_beam_args(num_workers: int = 1) -> List[str]:
-    """DirectRunner arguments: in-process for one worker, else one process per worker (0: one per CPU core).
-
-    Args:
-      num_workers: worker processes; 1 runs in this process, 0 lets Beam use every core.
-
-    Returns:
-      Beam pipeline arguments.
-    """
-    if num_workers < 0:
-        raise ValueError(f'direct_num_workers must be >= 0, got {num_workers}')
-    if num_workers == 1:
-        return ['--direct_running_mode=in_memory', '--direct_num_workers=1']
-    return ['--direct_running_mode=multi_processing', f'--direct_num_workers={num_workers}']
-
-
-def dataflow_beam_args(project: str, region: str, temp_location: str, image: str,
-                       machine_type: str = 'n1-standard-4', max_num_workers: int = 10) -> List[str]:
-    """DataflowRunner arguments; workers run the pipeline image so user modules import there too."""
-    return [
-        '--runner=DataflowRunner', f'--project={project}', f'--region={region}', f'--temp_location={temp_location}',
-        f'--machine_type={machine_type}', f'--max_num_workers={max_num_workers}',
-        f'--sdk_container_image={image}', '--experiments=use_runner_v2',
-    ]
 
 
 def _worker_pool_specs(vertex: VertexOptions, image: str) -> List[Dict]:
@@ -91,12 +68,14 @@ def make_trainer(vertex: Optional[VertexOptions], image: Optional[str], custom_c
         **inputs)
 
 
-def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, **inputs):
+def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, tflite_models=None, **inputs):
     """Pusher to numbered versions under `serving_dir`, or to a Vertex endpoint.
 
     Args:
       vertex: Vertex options; an endpoint_name deploys there instead of the filesystem.
       serving_dir: serving root for filesystem pushes (local path or gs://).
+      tflite_models: TfliteExport's channel; its passing variants are pushed into the filesystem version (a
+        Vertex endpoint serves SavedModels only; the variants stay in the pipeline root).
       **inputs: model and model_blessing channels.
 
     Returns:
@@ -106,7 +85,7 @@ def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, **inputs):
         return VersionedPusher(
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-            **inputs).with_id(node_ids.PUSHER)
+            tflite_models=tflite_models, **inputs).with_id(node_ids.PUSHER)
     cloud = tfx.extensions.google_cloud_ai_platform
     return cloud.Pusher(
         custom_config={

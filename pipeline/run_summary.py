@@ -61,6 +61,9 @@ class RunSummary:
     final_epoch: Dict[str, float] = dataclasses.field(default_factory=dict)
     # The serving check before the push: blessed, reasons (why not), figures (latency, accuracy, bad requests).
     serving_check: Dict[str, object] = dataclasses.field(default_factory=dict)
+    # TfliteExport's report: the SavedModel's figures on the same images, then per variant size, scores,
+    # latency, passed and reasons (modules/tflite.py).
+    tflite: Dict[str, object] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -225,6 +228,11 @@ def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
                     'blessed': bool(properties['blessed'].int_value) if 'blessed' in properties else None,
                     'reasons': json.loads(properties['reasons'].string_value) if 'reasons' in properties else [],
                     'figures': json.loads(properties['figures'].string_value) if 'figures' in properties else {}}
+    if node_ids.TFLITE_EXPORT in latest:
+        outputs = _artifacts_by_key(store, latest[node_ids.TFLITE_EXPORT].id, (metadata_store_pb2.Event.OUTPUT,))
+        for artifact in outputs.get('tflite_models', []):
+            report = artifact.custom_properties.get('report')
+            summary.tflite = json.loads(report.string_value) if report else {}
     if node_ids.PUSHER in latest:
         outputs = _artifacts_by_key(store, latest[node_ids.PUSHER].id, (metadata_store_pb2.Event.OUTPUT,))
         for artifact in outputs.get('pushed_model', []):
@@ -254,6 +262,9 @@ def component_figure(summary: RunSummary, node_id: str) -> str:
         return f'{shown}, {"BLESSED" if summary.blessed else "NOT BLESSED"}'
     if node_id in (node_ids.SERVING_CHECK, node_ids.INFRA_VALIDATOR) and summary.serving_check:
         return serving_check_line(summary.serving_check)
+    if node_id == node_ids.TFLITE_EXPORT and summary.tflite:
+        return ', '.join(f'{name} {v["size_mb"]:.1f} MB {v["pixel_accuracy"]:.3f} ({"ok" if v["passed"] else "FAILED"})'
+                         for name, v in summary.tflite['variants'].items())
     if node_id == node_ids.PUSHER:
         return f'pushed version {os.path.basename(summary.pushed_to)}' if summary.pushed_to else 'nothing pushed'
     return ''
@@ -300,7 +311,26 @@ def format_table(summary: RunSummary) -> str:
     for split, problems in sorted(summary.drift.items()):
         lines.append(f'Data drift in {split} against the previous data version: ' + '; '.join(problems))
     lines.append(f'Pushed to: {summary.pushed_to or "nothing pushed"}')
+    if summary.tflite:
+        lines += ['', *tflite_table(summary)]
     return '\n'.join(lines)
+
+
+def tflite_table(summary: RunSummary) -> List[str]:
+    """Markdown rows: each TFLite variant next to the SavedModel, and whether it went out with the push."""
+    reference = summary.tflite['saved_model']
+    lines = [f'TFLite variants on {summary.tflite["eval_images"]} eval images (the SavedModel scores '
+             f'{reference["pixel_accuracy"]:.4f} pixel accuracy, {reference["mean_iou"]:.4f} mean IoU on them; the '
+             f'Evaluator {_fmt(summary.candidate_metrics.get("pixel_accuracy"))} on the whole split):', '',
+             '| variant | size MB | pixel accuracy | mean IoU | same class as SavedModel | ms, 1 thread | '
+             'ms, 2 threads | pushed |', '|---|---|---|---|---|---|---|---|']
+    for name, v in summary.tflite['variants'].items():
+        pushed = ('yes' if summary.pushed_to else 'no (the model was not pushed)') if v['passed'] else \
+            'no: ' + '; '.join(v['reasons'])
+        lines.append(f'| {name} | {v["size_mb"]:.1f} | {v["pixel_accuracy"]:.4f} | {v["mean_iou"]:.4f} | '
+                     f'{v["agreement"] * 100:.2f}% | {v["latency_ms"]["1_thread"]:.1f} | '
+                     f'{v["latency_ms"]["2_threads"]:.1f} | {pushed} |')
+    return lines
 
 
 def _fmt(value: Optional[float]) -> str:

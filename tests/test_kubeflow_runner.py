@@ -29,14 +29,15 @@ def test_tasks_and_dependencies(local_spec):
     assert local_spec['pipelineSpec']['schemaVersion'] == '2.0.0'
     tasks = local_spec['pipelineSpec']['root']['dag']['tasks']
     assert set(tasks) == {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform',
-                          'Trainer', 'Evaluator', 'ServingCheck', 'Pusher', 'previous_statistics_resolver',
+                          'Trainer', 'Evaluator', 'ServingCheck', 'TfliteExport', 'Pusher', 'previous_statistics_resolver',
                           'latest_blessed_model_resolver-model-resolver',
                           'latest_blessed_model_resolver-model-blessing-resolver'}
     assert set(tasks['Trainer']['dependentTasks']) == {'Transform', 'ImportSchemaGen', 'ExampleValidator'}, \
         'training waits for data validation on the cluster too'
     assert 'latest_blessed_model_resolver-model-resolver' in tasks['Evaluator']['dependentTasks']
-    assert set(tasks['Pusher']['dependentTasks']) == {'Evaluator', 'Trainer', 'ServingCheck'}, \
+    assert set(tasks['Pusher']['dependentTasks']) == {'Evaluator', 'Trainer', 'ServingCheck', 'TfliteExport'}, \
         'nothing is pushed before the serving check'
+    assert set(tasks['TfliteExport']['dependentTasks']) == {'Trainer', 'Transform'}
     assert set(tasks['ServingCheck']['dependentTasks']) == {'Trainer', 'TfdsExampleGen', 'Evaluator'}
     assert local_spec['runtimeConfig']['gcsOutputDirectory'] == 'gs://bucket/petseg'
 

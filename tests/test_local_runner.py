@@ -45,6 +45,9 @@ def test_every_setting_of_the_config_is_a_flag():
     (['--no-mixed_bfloat16'], ('training', 'mixed_bfloat16', False)),
     (['--train_encoder'], ('training', 'train_encoder', True)),
     (['--min_mean_iou', '0.55'], ('evaluation', 'min_mean_iou', 0.55)),
+    (['--tflite_variants', 'float16', 'int8'], ('tflite', 'tflite_variants', ('float16', 'int8'))),
+    (['--tflite_variants'], ('tflite', 'tflite_variants', ())),
+    (['--int8_tolerance', '0.02'], ('tflite', 'int8_tolerance', 0.02)),
 ])
 def test_settings_named_by_error_messages_are_flags(argv, expected):
     section, field, value = expected

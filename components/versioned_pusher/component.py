@@ -1,16 +1,50 @@
 """VersionedPusher: TFX's Pusher with an executor that stages each push and renames it into place.
 
-    VersionedPusher(model=..., model_blessing=..., push_destination=PushDestination(
-        filesystem=PushDestination.Filesystem(base_directory='/serving/petseg')))
+    VersionedPusher(model=..., model_blessing=..., infra_blessing=..., tflite_models=...,
+                    push_destination=PushDestination(
+                        filesystem=PushDestination.Filesystem(base_directory='/serving/petseg')))
+
+With `tflite_models`, the TFLite variants that met their targets go into the same version, under `tflite/`.
 """
 
-from tfx.components.pusher import component as pusher_component
-from tfx.dsl.components.base import executor_spec
+from typing import Optional
 
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import pusher_pb2
+from tfx.types import component_spec, standard_artifacts, standard_component_specs
+
+from components.tflite_export.component import TfliteModels
 from components.versioned_pusher import executor
 
 
-class VersionedPusher(pusher_component.Pusher):
+class VersionedPusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher inputs plus the optional TFLite variants."""
+
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              executor.TFLITE_MODELS_KEY: component_spec.ChannelParameter(type=TfliteModels, optional=True)}
+
+
+class VersionedPusher(base_component.BaseComponent):
     """Pushes blessed models to `<base_directory>/<version>/`, never touching published versions."""
 
+    SPEC_CLASS = VersionedPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 push_destination: pusher_pb2.PushDestination, infra_blessing: Optional[types.BaseChannel] = None,
+                 tflite_models: Optional[types.BaseChannel] = None):
+        """Configures the push.
+
+        Args:
+          model: the Trainer's Model channel.
+          model_blessing: the Evaluator's blessing.
+          push_destination: a filesystem destination (numbered versions under its base directory).
+          infra_blessing: the serving check's blessing; required to push when given.
+          tflite_models: TfliteExport's variants; those that passed are pushed with the model.
+        """
+        spec = VersionedPusherSpec(
+            model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
+            tflite_models=tflite_models, push_destination=push_destination, custom_config='null',
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+        super().__init__(spec=spec)

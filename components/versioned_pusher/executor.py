@@ -7,14 +7,15 @@ directory (`.<version>.incomplete`, which TF Serving and Vertex ignore), then re
 a push never lands in an existing version. Each version records the model it came from
 (`petseg_push.json`), so a model that is already published is not published again (after a push,
 the next run re-evaluates the same model against itself as the new baseline). Unblessed models are
-not pushed; nothing is deleted.
+not pushed; nothing is deleted. The TFLite variants that met their targets (TfliteExport) are staged with the
+model under `<version>/tflite/` (TF Serving ignores the extra directory), so they appear and vanish with it.
 """
 
 import json
 import logging
 import os
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
@@ -23,10 +24,14 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.tflite_export import executor as tflite_executor
+from modules import tflite
 from modules.paths import numbered_versions
 
 
 PUSH_RECORD = 'petseg_push.json'
+TFLITE_MODELS_KEY = 'tflite_models'
+TFLITE_SUBDIR = 'tflite'
 
 
 def published_version_of(base_directory: str, model_path: str):
@@ -46,13 +51,16 @@ def next_version(base_directory: str, now: float) -> int:
     return max([int(now)] + [v + 1 for v in versions[-1:]])
 
 
-def publish(model_path: str, base_directory: str, now: float) -> str:
-    """Copies the SavedModel at `model_path` to a new version directory, atomically named.
+def publish(model_path: str, base_directory: str, now: float, tflite_dir: str = None,
+            tflite_variants: Sequence[str] = ()) -> str:
+    """Copies the SavedModel at `model_path` (and TFLite variants) to a new version directory, atomically named.
 
     Args:
       model_path: SavedModel directory to publish.
       base_directory: serving root holding numbered versions.
       now: current time in seconds.
+      tflite_dir: TfliteExport's output directory.
+      tflite_variants: the variants in it to publish under `tflite/` (with their metadata and the report).
 
     Returns:
       The new version directory.
@@ -69,7 +77,14 @@ def publish(model_path: str, base_directory: str, now: float) -> str:
         fileio.rmtree(staging)  # left by a crashed push of this same version; never a published one
     fileio.makedirs(base_directory)
     io_utils.copy_dir(model_path, staging)
-    io_utils.write_string_file(os.path.join(staging, PUSH_RECORD), json.dumps({'source': model_path, 'time': now}))
+    if tflite_variants:
+        target = os.path.join(staging, TFLITE_SUBDIR)
+        fileio.makedirs(target)
+        for name in [f'{v}.tflite' for v in tflite_variants] + [f'{v}.json' for v in tflite_variants] + [
+                tflite.REPORT_FILE]:
+            fileio.copy(os.path.join(tflite_dir, name), os.path.join(target, name))
+    io_utils.write_string_file(os.path.join(staging, PUSH_RECORD), json.dumps(
+        {'source': model_path, 'time': now, 'tflite': list(tflite_variants)}))
     if not fileio.exists(os.path.join(staging, 'saved_model.pb')):
         raise IOError(f'Copy of {model_path!r} to {staging!r} is incomplete; not publishing it.')
     fileio.rename(staging, final, overwrite=False)
@@ -96,7 +111,10 @@ class Executor(pusher_executor.Executor):
         if serving_path:
             logging.info('Model %s is already published as %s; not publishing it again.', model_path, serving_path)
         else:
-            serving_path = publish(model_path, base_directory, time.time())
+            tflite_models = (input_dict.get(TFLITE_MODELS_KEY) or [None])[0]
+            variants = tflite_executor.passed_variants(tflite_models) if tflite_models else []
+            serving_path = publish(model_path, base_directory, time.time(),
+                                   tflite_models.uri if tflite_models else None, variants)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
         logging.info('Model pushed to %s.', serving_path)

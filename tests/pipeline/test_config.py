@@ -34,6 +34,10 @@ def test_tutorial_preset_reproduces_the_seed():
     ('evaluation.min_mean_iou', 1.5, 'evaluation.min_mean_iou must be in'),
     ('data.max_skipped_fraction', 1.0, 'max_skipped_fraction must be in'),
     ('data.anomalies', 'ignore', "data.anomalies must be one of"),
+    ('tflite.tflite_variants', ('float32', 'int4'), 'tflite.tflite_variants must be distinct values of'),
+    ('tflite.tflite_variants', ('int8', 'int8'), 'tflite.tflite_variants must be distinct values of'),
+    ('tflite.int8_tolerance', 1.5, 'tflite.int8_tolerance must be in'),
+    ('tflite.representative_examples', 0, 'tflite.representative_examples must be >= 1, got 0'),
 ])
 def test_validate_names_the_bad_field(key, value, message):
     with pytest.raises(ValueError, match=message):
@@ -87,6 +91,6 @@ def test_trainer_code_imports_neither_the_pipeline_nor_our_tools():
     # (TFX's own fn_args_utils imports matplotlib; what we check is our code's import graph.)
     code = ('import os, sys; os.environ["TF_USE_LEGACY_KERAS"] = "1"; import modules.train; '
             'print(sorted(m for m in sys.modules if m.split(".")[0] in ("pipeline", "local_runner", "bench") '
-            'or m in ("modules.visualize", "modules.predict")))')
+            'or m in ("modules.visualize", "modules.predict", "modules.batch_predict", "modules.tflite")))')
     imported = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert imported.strip().splitlines()[-1] == '[]'

@@ -15,7 +15,10 @@ def _compiled(config):
 def test_the_pusher_needs_the_serving_checks_blessing_and_training_waits_for_validation():
     nodes = _compiled(config_lib.preset('smoke'))
     pusher_inputs = nodes['Pusher'].inputs.inputs
-    assert set(pusher_inputs) == {'model', 'model_blessing', 'infra_blessing'}
+    assert set(pusher_inputs) == {'model', 'model_blessing', 'infra_blessing', 'tflite_models'}
+    assert pusher_inputs['tflite_models'].channels[0].producer_node_query.id == 'TfliteExport'
+    assert set(nodes['TfliteExport'].inputs.inputs) == {'model', 'examples', 'transform_graph'}
+    assert nodes['TfliteExport'].inputs.inputs['examples'].channels[0].producer_node_query.id == 'Transform'
     assert pusher_inputs['infra_blessing'].channels[0].producer_node_query.id == 'ServingCheck'
     assert 'ExampleValidator' in nodes['Trainer'].upstream_nodes
     assert set(nodes['ServingCheck'].inputs.inputs) == {'model', 'examples', 'evaluation'}
@@ -30,3 +33,9 @@ def test_tf_serving_infra_validator_can_replace_the_serving_check_where_docker_r
     serving_spec = validator.parameters.parameters['serving_spec'].field_value.string_value
     assert 'local_docker' in serving_spec and '2.15.0' in serving_spec
     assert 'serving_tf_example' in validator.parameters.parameters['request_spec'].field_value.string_value
+
+
+def test_the_tflite_export_can_be_turned_off():
+    nodes = _compiled(config_lib.preset('smoke').with_overrides({'tflite.tflite_variants': ()}))
+    assert 'TfliteExport' not in nodes and set(nodes['Pusher'].inputs.inputs) == {'model', 'model_blessing',
+                                                                                  'infra_blessing'}

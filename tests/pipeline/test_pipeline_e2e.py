@@ -36,7 +36,7 @@ from pipeline import report, run_summary
 pytestmark = pytest.mark.e2e
 
 COMPONENTS = {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform', 'Trainer',
-              'Evaluator', 'ServingCheck', 'Pusher'}
+              'Evaluator', 'ServingCheck', 'TfliteExport', 'Pusher'}
 RESOLVERS = {'latest_blessed_model_resolver', 'latest_model_resolver', 'previous_statistics_resolver'}  # never cached
 
 
@@ -117,6 +117,26 @@ def test_unchanged_reruns_are_served_from_cache_and_push_nothing_new(scenario):
     assert after_push.pushed_to == scenario.summaries[2].pushed_to, 'same model, same version'
     assert set(_states(steady).values()) == {'CACHED'} and set(_states(steady)) == COMPONENTS
     assert scenario.versions_after[4] == scenario.versions_after[3] == scenario.versions_after[2]
+
+
+def test_first_run_pushes_the_tflite_variants_that_met_their_targets(scenario):
+    first = scenario.summaries[0]
+    report = first.tflite
+    assert list(report['variants']) == ['float32', 'float16', 'int8'] and report['eval_images'] == 6
+    assert report['saved_model']['pixel_accuracy'] == pytest.approx(first.candidate_metrics['pixel_accuracy'], abs=1e-4), \
+        'the SavedModel scored in TfliteExport is the model the Evaluator scored'
+    passed = [name for name, v in report['variants'].items() if v['passed']]
+    for name, variant in report['variants'].items():
+        assert variant['size_mb'] > 0 and variant['latency_ms']['1_thread'] > 0 and variant['latency_ms']['2_threads'] > 0
+        assert variant['passed'] == (not variant['reasons'])
+    assert report['variants']['int8']['size_mb'] <= report['variants']['float32']['size_mb'] / 3
+    pushed = sorted(os.listdir(os.path.join(first.pushed_to, 'tflite')))
+    assert pushed == sorted([f'{v}.tflite' for v in passed] + [f'{v}.json' for v in passed] + ['tflite.json'])
+    table = run_summary.format_table(first)
+    assert '| variant | size MB | pixel accuracy |' in table and '| float32 | 25.' in table
+    assert scenario.summaries[2].tflite and scenario.summaries[2].pushed_to, 'run 3 converts and pushes its model'
+    assert os.path.isdir(os.path.join(scenario.summaries[2].pushed_to, 'tflite'))
+    assert 'TfliteExport' not in _states(scenario.summaries[1]), 'run 2 has the TFLite export turned off'
 
 
 def test_first_run_serving_check_blesses_with_its_figures(scenario):

@@ -8,6 +8,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
+from components.tflite_export.component import TfliteModels
 from components.versioned_pusher import executor
 from modules import paths
 
@@ -63,7 +64,22 @@ def test_a_missing_model_is_refused_before_anything_is_written(tmp_path):
     assert sorted(os.listdir(serving)) == ['50']
 
 
-def _run(tmp_path, blessed):
+def _tflite_models(tmp_path, passed):
+    """A TfliteExport output with every variant's files, of which `passed` met their targets."""
+    artifact = TfliteModels()
+    artifact.uri = str(tmp_path / 'tflite_models')
+    os.makedirs(artifact.uri)
+    for variant in ('float32', 'float16', 'int8'):
+        for suffix in ('tflite', 'json'):
+            with open(os.path.join(artifact.uri, f'{variant}.{suffix}'), 'w') as f:
+                f.write(f'{variant} {suffix}')
+    with open(os.path.join(artifact.uri, 'tflite.json'), 'w') as f:
+        f.write('{}')
+    artifact.set_string_custom_property('passed', json.dumps(passed))
+    return artifact
+
+
+def _run(tmp_path, blessed, tflite_models=None):
     model_dir = tmp_path / 'trainer_model'
     if not model_dir.exists():
         _fake_saved_model(str(model_dir / 'Format-Serving'))
@@ -76,7 +92,10 @@ def _run(tmp_path, blessed):
     pushed.uri = str(tmp_path / 'pushed')
     destination = pusher_pb2.PushDestination(
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / 'serving')))
-    executor.Executor().Do({'model': [model], 'model_blessing': [blessing]}, {'pushed_model': [pushed]},
+    inputs = {'model': [model], 'model_blessing': [blessing]}
+    if tflite_models is not None:
+        inputs['tflite_models'] = [tflite_models]
+    executor.Executor().Do(inputs, {'pushed_model': [pushed]},
                            {'push_destination': proto_utils.proto_to_json(destination), 'custom_config': json.dumps(None)})
     return pushed
 
@@ -99,5 +118,19 @@ def test_executor_publishes_a_model_once(tmp_path):
 
 def test_executor_skips_unblessed_models(tmp_path):
     pushed = _run(tmp_path, blessed=False)
+    assert pushed.get_int_custom_property('pushed') == 0
+    assert not os.path.exists(tmp_path / 'serving')
+
+
+def test_only_the_tflite_variants_that_met_their_targets_are_pushed_with_the_model(tmp_path):
+    pushed = _run(tmp_path, blessed=True, tflite_models=_tflite_models(tmp_path, passed=['float32', 'float16']))
+    tflite_dir = os.path.join(pushed.get_string_custom_property('pushed_destination'), 'tflite')
+    assert sorted(os.listdir(tflite_dir)) == ['float16.json', 'float16.tflite', 'float32.json', 'float32.tflite',
+                                              'tflite.json']
+    assert open(os.path.join(tflite_dir, 'float16.tflite')).read() == 'float16 tflite'
+
+
+def test_tflite_variants_of_an_unblessed_model_are_not_pushed(tmp_path):
+    pushed = _run(tmp_path, blessed=False, tflite_models=_tflite_models(tmp_path, passed=['float32', 'float16', 'int8']))
     assert pushed.get_int_custom_property('pushed') == 0
     assert not os.path.exists(tmp_path / 'serving')

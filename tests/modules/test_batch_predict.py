@@ -1,0 +1,87 @@
+"""Batch segmentation on Beam's DirectRunner with the model the e2e scenario pushed (tests/scenario.py)."""
+
+import csv
+import glob
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.tfds_example_gen import sample_data
+from modules import batch_predict
+from modules.beam_args import direct_beam_args
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope='module')
+def photo_folder(tmp_path_factory):
+    """Generated pets of their own sizes, a GIF, an RGBA PNG named .jpg, a corrupt and an empty file."""
+    root = str(tmp_path_factory.mktemp('batch_in'))
+    sample_data.write_folders(root, 5, 1, seed=4)
+    folder = os.path.join(root, 'images')
+    first = sorted(glob.glob(os.path.join(folder, '*.jpg')))[0]
+    with Image.open(first) as picture:
+        picture.convert('RGB').save(os.path.join(folder, 'animated.gif'))
+        buffer = io.BytesIO()
+        picture.convert('RGBA').save(buffer, format='PNG')
+    with open(os.path.join(folder, 'rgba_png.jpg'), 'wb') as f:
+        f.write(buffer.getvalue())
+    with open(os.path.join(folder, 'corrupt.jpg'), 'wb') as f:
+        f.write(b'\xff\xd8\xff\xe0 this is not a JPEG')
+    open(os.path.join(folder, 'empty.png'), 'wb').close()
+    return folder
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_folder_gives_full_size_masks_shares_and_a_skip_list(scenario, photo_folder, tmp_path, workers):
+    out = io.StringIO()
+    result = batch_predict.run([photo_folder], scenario.serving_dir, str(tmp_path), direct_beam_args(workers),
+                               batch_size=3, progress_every_s=0.5, out=out)
+    images = sorted(f for f in os.listdir(photo_folder) if f not in ('corrupt.jpg', 'empty.png'))
+    assert result == {'images': len(images) + 2, 'segmented': len(images), 'skipped': 2}
+    skipped = {row['image']: row['reason'] for row in _rows(tmp_path / 'skipped.csv')}
+    assert set(skipped) == {'corrupt', 'empty'} and skipped['empty'] == 'empty file'
+    assert 'JPEG' in skipped['corrupt'] or 'image' in skipped['corrupt'].lower(), skipped['corrupt']
+    shares = {row['image']: row for row in _rows(tmp_path / 'shares.csv')}
+    assert set(shares) == {os.path.splitext(f)[0] for f in images}
+    for name in images:
+        stem = os.path.splitext(name)[0]
+        with Image.open(os.path.join(photo_folder, name)) as picture:
+            width, height = picture.size
+        mask = np.asarray(Image.open(tmp_path / 'masks' / f'{stem}.png'))
+        assert mask.shape == (height, width), name
+        assert set(np.unique(mask)) <= {0, 1, 2}
+        row = shares[stem]
+        assert (int(row['height']), int(row['width'])) == (height, width)
+        counts = np.bincount(mask.ravel(), minlength=3) / mask.size
+        assert [float(row[c]) for c in ('pet', 'background', 'border')] == pytest.approx(counts, abs=1e-4)
+    console = out.getvalue()
+    assert f'/{len(images) + 2} images segmented' in console and 'SKIPPED corrupt:' in console
+
+
+def test_tfrecords_of_examples_are_read_with_their_file_names(scenario, tmp_path):
+    records = glob.glob(os.path.join(scenario.root, 'pipeline_root', 'TfdsExampleGen', 'examples', '*', 'Split-eval',
+                                     '*.gz'))[:1]
+    result = batch_predict.run(records, scenario.serving_dir, str(tmp_path), direct_beam_args(1), out=io.StringIO())
+    assert result == {'images': 6, 'segmented': 6, 'skipped': 0}
+    names = sorted(row['image'] for row in _rows(tmp_path / 'shares.csv'))
+    assert sorted(os.path.splitext(f)[0] for f in os.listdir(tmp_path / 'masks')) == names
+    assert all('_' in name for name in names), f'named after the examples\' file_name, got {names}'
+
+
+def test_inputs_that_match_nothing_are_named():
+    with pytest.raises(FileNotFoundError, match='No images or TFRecords match'):
+        batch_predict.list_inputs(['/nonexistent/*.jpg'])
+
+
+def test_colliding_stems_keep_their_extensions():
+    names = batch_predict.mask_names(['a/cat.jpg', 'b/cat.png', 'c/dog.jpg'])
+    assert names == {'a/cat.jpg': 'cat_jpg', 'b/cat.png': 'cat_png', 'c/dog.jpg': 'dog'}

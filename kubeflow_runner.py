@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument('--gpu_type', help='Vertex training accelerator, e.g. NVIDIA_TESLA_T4 (with --vertex_training)')
     cloud.add_argument('--gpu_count', type=flags.positive_int, default=1,
                        help='accelerators per training machine (default: 1)')
+    cloud.add_argument('--training_workers', type=flags.non_negative_int, default=0,
+                       help='Vertex training workers beside the chief (default: 0); >0 trains with '
+                            'MultiWorkerMirroredStrategy, batch_size per replica')
     cloud.add_argument('--endpoint', help='deploy blessed models to this Vertex endpoint instead of --serving_dir')
     run = parser.add_argument_group('running (opt-in; needs credentials and network)')
     run.add_argument('--submit', action='store_true', help='run the compiled spec once on Vertex AI Pipelines')
@@ -118,7 +121,8 @@ def vertex_options(args: argparse.Namespace) -> Optional[platform.VertexOptions]
     return platform.VertexOptions(
         project=args.project, region=args.region, train_on_vertex=args.vertex_training,
         training_machine_type=args.training_machine_type, accelerator_type=args.gpu_type,
-        accelerator_count=args.gpu_count if args.gpu_type else 0, endpoint_name=args.endpoint)
+        accelerator_count=args.gpu_count if args.gpu_type else 0, worker_count=args.training_workers,
+        endpoint_name=args.endpoint)
 
 
 def beam_args(args: argparse.Namespace) -> List[str]:

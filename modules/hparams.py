@@ -34,6 +34,9 @@ class TrainingConfig:
     # of the train step (off: on CPU it made training 5-7x slower, see bench/README.md).
     mixed_bfloat16: Optional[bool] = None
     jit_compile: bool = False
+    # Compute each stride-2 Conv2DTranspose as a 2x2 convolution + depth_to_space (the same function and
+    # weights; see modules.model.SubPixelConv2DTranspose). Off unless the benchmark shows it faster.
+    subpixel_upsampling: bool = False
     class_weights: Optional[Tuple[float, ...]] = None
     steps_per_epoch: Optional[int] = None
     validation_steps: Optional[int] = None

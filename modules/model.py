@@ -26,7 +26,53 @@ KERAS_WEIGHTS_FILE = 'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}
 KERAS_WEIGHTS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/' + KERAS_WEIGHTS_FILE
 
 
-def upsample_block(filters: int, size: int, dropout: float = 0.0, name: str = None) -> keras.Sequential:
+class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
+    """Conv2DTranspose(kernel 3, stride 2, 'same') computed as a 2x2 convolution and `depth_to_space`.
+
+    The same function with the same weights: the kernel variable keeps Conv2DTranspose's shape
+    [3, 3, filters, in_channels] and name, so weights saved from a model with the stock layer load unchanged.
+    Each step rearranges it into the sub-pixel kernel [2, 2, in_channels, 4 x filters]. Why it is exact:
+    with stride 2 and 'same' padding, output row 2m takes kernel row 0 from input row m and kernel row 2 from
+    row m-1, and output row 2m+1 takes kernel row 1 from row m (likewise for columns); so a 2x2 window over
+    rows m-1..m (input padded by one row and column at the top and left) computes all four output phases of
+    (m, n) at once, one block of `filters` channels per phase, and `depth_to_space` puts each phase in place.
+    """
+
+    # _TAPS[phase][window tap] = kernel index; 3 is an appended zero row (phase 1 takes nothing from m-1).
+    _TAPS = ((2, 0), (3, 1))
+
+    def __init__(self, filters: int, kernel_size=3, strides=2, padding='same', **kwargs):
+        if kernel_size not in (3, (3, 3)) or strides not in (2, (2, 2)) or padding != 'same':
+            raise ValueError('SubPixelConv2DTranspose is exact for kernel_size=3, strides=2, padding="same" only; '
+                             f'got {kernel_size}, {strides}, {padding!r}')
+        super().__init__(filters, 3, strides=2, padding='same', **kwargs)
+
+    def subpixel_kernel(self) -> tf.Tensor:
+        """[2, 2, in_channels, 4 * filters] from the [3, 3, filters, in_channels] kernel."""
+        kernel = tf.convert_to_tensor(self.kernel)
+        zero_row = tf.zeros_like(kernel[:1])
+        kernel = tf.concat([kernel, zero_row], axis=0)                        # [4, 3, out, in]
+        kernel = tf.concat([kernel, tf.zeros_like(kernel[:, :1])], axis=1)    # [4, 4, out, in]
+        kernel = tf.gather(kernel, self._TAPS, axis=0)                        # [a, ty, 4, out, in]
+        kernel = tf.gather(kernel, self._TAPS, axis=2)                        # [a, ty, b, tx, out, in]
+        kernel = tf.transpose(kernel, [1, 3, 5, 0, 2, 4])                     # [ty, tx, in, a, b, out]
+        return tf.reshape(kernel, [2, 2, kernel.shape[2], 4 * self.filters])
+
+    def call(self, inputs):
+        padded = tf.pad(inputs, [[0, 0], [1, 0], [1, 0], [0, 0]])
+        phases = tf.nn.conv2d(padded, self.subpixel_kernel(), strides=1, padding='VALID')
+        outputs = tf.nn.depth_to_space(phases, 2)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+def _transpose_conv(subpixel: bool):
+    return SubPixelConv2DTranspose if subpixel else keras.layers.Conv2DTranspose
+
+
+def upsample_block(filters: int, size: int, dropout: float = 0.0, name: str = None,
+                   subpixel: bool = False) -> keras.Sequential:
     """pix2pix's upsample: Conv2DTranspose(stride 2) -> BatchNorm -> [Dropout] -> ReLU.
 
     Args:
@@ -34,13 +80,14 @@ def upsample_block(filters: int, size: int, dropout: float = 0.0, name: str = No
       size: kernel size.
       dropout: dropout rate; 0 adds no Dropout layer.
       name: layer name.
+      subpixel: compute the transposed convolution as `SubPixelConv2DTranspose` (same function and weights).
 
     Returns:
       The block, doubling height and width.
     """
     layers = [
-        keras.layers.Conv2DTranspose(filters, size, strides=2, padding='same', use_bias=False,
-                                     kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02)),
+        _transpose_conv(subpixel)(filters, size, strides=2, padding='same', use_bias=False,
+                                  kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02)),
         keras.layers.BatchNormalization(),
     ]
     if dropout:
@@ -66,7 +113,8 @@ def _encoder_weights(encoder_weights: str, image_size: int):
 def build_unet(image_size: int = keys.IMAGE_SIZE, num_classes: int = keys.NUM_CLASSES, *,
                encoder_weights: str = 'none', train_encoder: bool = False, dropout: float = 0.0,
                decoder_filters: Sequence[int] = DECODER_FILTERS,
-               batchnorm_momentum: Optional[float] = None, mixed_bfloat16: bool = False) -> keras.Model:
+               batchnorm_momentum: Optional[float] = None, mixed_bfloat16: bool = False,
+               subpixel: bool = False) -> keras.Model:
     """Builds the U-Net; the model maps float images in [0, 1] to per-pixel class logits.
 
     Args:
@@ -86,7 +134,7 @@ def build_unet(image_size: int = keys.IMAGE_SIZE, num_classes: int = keys.NUM_CL
     if image_size % 32:
         raise ValueError(f'image_size must be a multiple of 32 for MobileNetV2 skips, got {image_size}')
     with _dtype_policy('mixed_bfloat16' if mixed_bfloat16 else 'float32'):
-        unet = _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters)
+        unet = _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters, subpixel)
     if batchnorm_momentum is not None:
         for layer in _all_layers(unet):
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -105,7 +153,8 @@ def _dtype_policy(name: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters) -> keras.Model:
+def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters,
+           subpixel) -> keras.Model:
     base = keras.applications.MobileNetV2(input_shape=[image_size, image_size, 3], include_top=False,
                                           weights=_encoder_weights(encoder_weights, image_size), alpha=1.0)
     encoder = keras.Model(base.input, [base.get_layer(name).output for name in SKIP_LAYERS], name='encoder')
@@ -118,10 +167,9 @@ def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, dec
     skips = encoder(inputs)
     x = skips[-1]
     for index, (filters, skip) in enumerate(zip(decoder_filters, reversed(skips[:-1]))):
-        x = upsample_block(filters, 3, dropout, name=f'upsample_{index}')(x)
+        x = upsample_block(filters, 3, dropout, name=f'upsample_{index}', subpixel=subpixel)(x)
         x = keras.layers.Concatenate(name=f'skip_{index}')([x, skip])
-    logits = keras.layers.Conv2DTranspose(num_classes, 3, strides=2, padding='same', name='logits',
-                                          dtype='float32')(x)
+    logits = _transpose_conv(subpixel)(num_classes, 3, strides=2, padding='same', name='logits', dtype='float32')(x)
     return keras.Model(inputs, logits, name='unet')
 
 
@@ -163,17 +211,20 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
         raise ValueError(f'Cannot copy weights: {len(sources)} layers vs {len(targets)}')
     for (path, src), (_, dst) in zip(sources, targets):
         shapes = [tuple(w.shape) for w in src.weights], [tuple(w.shape) for w in dst.weights]
-        if type(src) is not type(dst) or shapes[0] != shapes[1]:
+        related = isinstance(src, type(dst)) or isinstance(dst, type(src))  # e.g. SubPixelConv2DTranspose
+        if not related or shapes[0] != shapes[1]:
             raise ValueError(f'Cannot copy weights: layer {path} has weights {shapes[0]} here, {shapes[1]} there')
         dst.set_weights(src.get_weights())
 
 
 def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> bool:
-    """True where training would run on hardware with native bfloat16 math.
+    """True where mixed bfloat16 makes training faster: a rule backed by the benchmark on each CPU kind.
 
-    A GPU of compute capability 8.0 or newer, or, without a GPU, a CPU with AMX-BF16 or AVX512-BF16
-    (oneDNN then runs bfloat16 convolutions several times faster than float32). Elsewhere bfloat16 is
-    emulated and slower than float32.
+    A GPU of compute capability 8.0 or newer, or, without a GPU, a CPU with AMX-BF16 (oneDNN's bfloat16
+    convolutions on AMX tiles: 1.35x the tutorial's float32 training, bench/README.md). Not AVX512-BF16 alone:
+    on an AMD EPYC with AVX512-BF16 and no AMX, `python -m bench.run` measured bfloat16, float32 and the
+    tutorial's code at the same 43.6 images/s, so the float32 default loses nothing there and keeps full
+    precision. Without either, bfloat16 is emulated and slower than float32.
 
     Args:
       cpu_flags: the CPU's feature flags; None reads them from /proc/cpuinfo (and asks about GPUs first).
@@ -191,4 +242,4 @@ def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> bool:
                 cpu_flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
         except OSError:
             return False
-    return 'amx_bf16' in cpu_flags or 'avx512_bf16' in cpu_flags
+    return 'amx_bf16' in cpu_flags

@@ -104,7 +104,7 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
       tf_transform_output: Transform's output.
 
     Returns:
-      {signature name: concrete function}.
+      {signature name: tf.function with an input signature}.
     """
     model.tft_layer = tf_transform_output.transform_features_layer()
     image_xf = keys.transformed_name(keys.IMAGE_KEY)
@@ -137,11 +137,13 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
         raw = tf.io.parse_example(serialized, tf_transform_output.raw_feature_spec())
         return model.tft_layer(raw)
 
+    # The functions themselves, not their concrete functions: SavedModel refuses concrete functions that read
+    # distributed variables (a model trained under MultiWorkerMirroredStrategy); each has an input signature.
     return {
-        SERVING_DEFAULT: serve_image_bytes.get_concrete_function(),
-        SERVING_FULL_SIZE: serve_full_size.get_concrete_function(),
-        SERVING_TF_EXAMPLE: serve_tf_examples.get_concrete_function(),
-        TRANSFORM_FEATURES: transform_features.get_concrete_function(),
+        SERVING_DEFAULT: serve_image_bytes,
+        SERVING_FULL_SIZE: serve_full_size,
+        SERVING_TF_EXAMPLE: serve_tf_examples,
+        TRANSFORM_FEATURES: transform_features,
     }
 
 

@@ -14,7 +14,8 @@ from components.versioned_pusher.component import VersionedPusher
 from modules.beam_args import dataflow_beam_args, direct_beam_args
 from pipeline import node_ids
 
-__all__ = ['VertexOptions', 'dataflow_beam_args', 'direct_beam_args', 'make_pusher', 'make_trainer']
+__all__ = ['VertexOptions', 'dataflow_beam_args', 'direct_beam_args', 'make_pusher', 'make_trainer',
+           'worker_pool_specs']
 
 # Google's prebuilt TF serving image for Vertex endpoints (TF 2.16 is not offered; 2.15 reads our SavedModel).
 VERTEX_SERVING_IMAGE = 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest'
@@ -30,15 +31,25 @@ class VertexOptions:
     training_machine_type: str = 'n1-standard-8'
     accelerator_type: Optional[str] = None  # e.g. NVIDIA_TESLA_T4
     accelerator_count: int = 0
+    # Workers beside the chief, on the same machine type; > 0 makes a chief + workers job, and run_fn then
+    # trains with MultiWorkerMirroredStrategy from the TF_CONFIG Vertex gives each replica.
+    worker_count: int = 0
     endpoint_name: Optional[str] = None  # deploy blessed models to this Vertex endpoint
     serving_machine_type: str = 'n1-standard-4'
 
 
-def _worker_pool_specs(vertex: VertexOptions, image: str) -> List[Dict]:
+def worker_pool_specs(vertex: VertexOptions, image: str) -> List[Dict]:
+    """Vertex worker pools: the chief (pool 0), then `worker_count` workers (pool 1), all on the same machines."""
+    if vertex.worker_count < 0:
+        raise ValueError(f'worker_count must be >= 0, got {vertex.worker_count}')
     machine_spec = {'machine_type': vertex.training_machine_type}
     if vertex.accelerator_type and vertex.accelerator_count:
         machine_spec.update(accelerator_type=vertex.accelerator_type, accelerator_count=vertex.accelerator_count)
-    return [{'machine_spec': machine_spec, 'replica_count': 1, 'container_spec': {'image_uri': image}}]
+    pools = [{'machine_spec': machine_spec, 'replica_count': 1, 'container_spec': {'image_uri': image}}]
+    if vertex.worker_count:
+        pools.append({'machine_spec': dict(machine_spec), 'replica_count': vertex.worker_count,
+                      'container_spec': {'image_uri': image}})
+    return pools
 
 
 def make_trainer(vertex: Optional[VertexOptions], image: Optional[str], custom_config: Dict, **inputs):
@@ -63,7 +74,7 @@ def make_trainer(vertex: Optional[VertexOptions], image: Optional[str], custom_c
             cloud.ENABLE_VERTEX_KEY: True,
             cloud.VERTEX_REGION_KEY: vertex.region,
             cloud.TRAINING_ARGS_KEY: {
-                'project': vertex.project, 'worker_pool_specs': _worker_pool_specs(vertex, image)},
+                'project': vertex.project, 'worker_pool_specs': worker_pool_specs(vertex, image)},
         },
         **inputs)
 

@@ -88,6 +88,17 @@ def test_vertex_training_with_gpu_and_endpoint(tmp_path):
     assert 'NVIDIA_TESLA_T4' in text and 'petseg-endpoint' in text and 'europe-west4' in text
 
 
+def test_vertex_multi_worker_training_has_a_chief_and_a_worker_pool(tmp_path):
+    spec = _compile(tmp_path, '--project', 'proj', '--region', 'europe-west4', '--vertex_training',
+                    '--training_machine_type', 'n1-standard-16', '--training_workers', '3')
+    parameters = spec['pipelineSpec']['root']['dag']['tasks']['Trainer']['inputs']['parameters']
+    custom_config = json.loads(parameters['custom_config']['runtimeValue']['constantValue']['stringValue'])
+    pools = custom_config['ai_platform_training_args']['worker_pool_specs']
+    assert [pool['replica_count'] for pool in pools] == [1, 3], 'the chief, then three workers'
+    assert {pool['machine_spec']['machine_type'] for pool in pools} == {'n1-standard-16'}
+    assert {pool['container_spec']['image_uri'] for pool in pools} == {IMAGE}
+
+
 @pytest.mark.parametrize('flags, message', [
     (['--beam_runner', 'dataflow'], '--beam_runner dataflow needs --project, --region, --dataflow_temp_location'),
     (['--vertex_training'], '--vertex_training / --endpoint needs --project, --region'),

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 
 from modules import keys, model as model_lib
@@ -101,3 +102,38 @@ def test_copy_weights_names_the_layer_that_does_not_match():
     with pytest.raises(ValueError, match='upsample_0'):
         model_lib.copy_weights(model_lib.build_unet(encoder_weights='none'),
                                model_lib.build_unet(encoder_weights='none', decoder_filters=(256, 256, 128, 64)))
+
+
+@pytest.mark.parametrize('use_bias', [False, True])
+def test_subpixel_layer_computes_the_transposed_convolution_exactly(use_bias):
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(rng.normal(size=(2, 7, 9, 5)), tf.float32)
+    stock = keras.layers.Conv2DTranspose(6, 3, strides=2, padding='same', use_bias=use_bias)
+    subpixel = model_lib.SubPixelConv2DTranspose(6, 3, strides=2, padding='same', use_bias=use_bias)
+    stock.build(inputs.shape)
+    subpixel.build(inputs.shape)
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in stock.weights]
+    stock.set_weights(weights)
+    subpixel.set_weights(weights)
+    expected, actual = stock(inputs).numpy(), subpixel(inputs).numpy()
+    assert actual.shape == expected.shape == (2, 14, 18, 6)
+    np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_subpixel_layer_refuses_shapes_it_is_not_exact_for():
+    with pytest.raises(ValueError, match='exact for kernel_size=3, strides=2'):
+        model_lib.SubPixelConv2DTranspose(6, 4, strides=2, padding='same')
+
+
+def test_weights_saved_with_stock_layers_load_into_the_subpixel_unet(tmp_path):
+    keras.utils.set_random_seed(1)
+    stock = model_lib.build_unet(image_size=64, batchnorm_momentum=0.9)
+    images = tf.random.uniform([2, 64, 64, 3], seed=3)
+    stock(images, training=True)  # moves the BatchNorm statistics away from their initial values
+    stock.save_weights(str(tmp_path / 'stock'))
+    subpixel = model_lib.build_unet(image_size=64, subpixel=True)
+    subpixel.load_weights(str(tmp_path / 'stock')).assert_existing_objects_matched()
+    assert subpixel.count_params() == stock.count_params()
+    assert any(isinstance(layer, model_lib.SubPixelConv2DTranspose) for layer in model_lib._all_layers(subpixel))
+    np.testing.assert_allclose(subpixel(images, training=False).numpy(), stock(images, training=False).numpy(),
+                               atol=1e-4, rtol=1e-4)

@@ -24,7 +24,7 @@ def test_unset_precision_follows_the_hardware(native, monkeypatch):
 
 @pytest.mark.parametrize('flags, native', [
     (['fpu', 'avx2', 'avx512f', 'amx_bf16', 'amx_tile'], True),   # Intel with AMX
-    (['fpu', 'avx2', 'avx512f', 'avx512_bf16'], True),            # AMD Zen 4
+    (['fpu', 'avx2', 'avx512f', 'avx512_bf16'], False),           # AMD Zen 4: measured no faster in bfloat16
     (['fpu', 'avx', 'avx2', 'fma'], False),                       # no bfloat16 in hardware
 ])
 def test_native_bfloat16_reads_cpu_flags(flags, native):

@@ -1,0 +1,78 @@
+"""Two local worker processes train one model with MultiWorkerMirroredStrategy (TF_CONFIG on loopback).
+
+Uses the Transform output of the e2e scenario (tests/scenario.py). Slow: two TensorFlow processes on two cores.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from modules import hparams, signatures
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+WORKER = '''
+import json, logging, os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from modules import hparams, train
+args = json.loads(sys.argv[1])
+history = train.train_and_export(args["train"], args["eval"], args["transform"], args["serving"], args["run"],
+                                 hparams.TrainingConfig(**args["training"]))
+print("EPOCHS", len(history.get("loss", [])))
+'''
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(('127.0.0.1', 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_together_and_only_the_chief_exports(scenario, tmp_path):
+    root = os.path.join(scenario.root, 'pipeline_root', 'Transform')
+    transformed = sorted(glob.glob(os.path.join(root, 'transformed_examples', '*')))[0]
+    training = dataclasses.replace(scenario.config.training, epochs=2, batch_size=2, steps_per_epoch=2,
+                                   validation_steps=1, mixed_bfloat16=False)
+    args = {'train': glob.glob(os.path.join(transformed, 'Split-train', '*')),
+            'eval': glob.glob(os.path.join(transformed, 'Split-eval', '*')),
+            'transform': sorted(glob.glob(os.path.join(root, 'transform_graph', '*')))[0],
+            'serving': str(tmp_path / 'Trainer' / 'model' / '1' / 'Format-Serving'),
+            'run': str(tmp_path / 'Trainer' / 'model_run' / '1'), 'training': hparams.TrainingConfig.to_custom_config(training)}
+    cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}}),
+                   TF_USE_LEGACY_KERAS='1')
+        processes.append(subprocess.Popen([sys.executable, '-c', WORKER, json.dumps(args)], env=env, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=900)[0])
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            pytest.fail('the workers did not finish in 15 minutes')
+    for index, (process, output) in enumerate(zip(processes, outputs)):
+        assert process.returncode == 0, f'worker {index} failed:\n{output[-4000:]}'
+        assert 'Distribution: MultiWorkerMirroredStrategy: 2 replica(s); 4 examples per step (2 per replica)' in output
+        assert 'EPOCHS 2' in output, output[-2000:]
+    assert 'epoch 2/2' in outputs[0] and 'epoch 2/2' not in outputs[1], 'the chief alone reports progress'
+    loaded = tf.saved_model.load(args['serving'])
+    assert set(signatures.EXPECTED_SIGNATURES) <= set(loaded.signatures)
+    history = json.load(open(os.path.join(args['run'], 'history.json')))
+    assert len(history['loss']) == 2
+    assert os.listdir(tmp_path / 'Trainer' / 'model' / '1') == ['Format-Serving'], 'worker 1 wrote no model here'
+    assert not os.path.exists(tmp_path / 'Trainer' / 'backup') or not os.listdir(tmp_path / 'Trainer' / 'backup')

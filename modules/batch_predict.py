@@ -19,6 +19,7 @@ It also loads SavedModels as Keras models, while ours is called through its sign
 """
 
 import argparse
+import collections
 import csv
 import hashlib
 import io
@@ -72,12 +73,10 @@ def list_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 def mask_names(image_files: Sequence[str]) -> Dict[str, str]:
     """Image path -> its mask's name: the file's stem, with the extension kept where two stems collide."""
-    stems: Dict[str, int] = {}
-    for path in image_files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        stems[stem] = stems.get(stem, 0) + 1
-    return {path: (os.path.splitext(os.path.basename(path))[0] if stems[os.path.splitext(os.path.basename(path))[0]] == 1
-                   else os.path.basename(path).replace('.', '_')) for path in image_files}
+    stems = {path: os.path.splitext(os.path.basename(path))[0] for path in image_files}
+    counts = collections.Counter(stems.values())
+    return {path: stem if counts[stem] == 1 else os.path.basename(path).replace('.', '_')
+            for path, stem in stems.items()}
 
 
 def count_records(record_files: Sequence[str]) -> int:

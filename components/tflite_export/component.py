@@ -9,6 +9,7 @@ does not retrain; and its figures and verdicts show as one step of the run. The 
 that met their targets into the pushed version, only when the SavedModel itself is pushed.
 """
 
+import json
 from typing import Sequence
 
 from tfx import types
@@ -68,8 +69,8 @@ class TfliteExport(base_component.BaseComponent):
         """
         spec = TfliteExportSpec(
             model=model, examples=examples, transform_graph=transform_graph,
-            variants=executor.encode(list(variants)), representative_examples=representative_examples,
+            variants=json.dumps(list(variants)), representative_examples=representative_examples,
             max_eval_examples=max_eval_examples, latency_calls=latency_calls,
-            tolerances=executor.encode([float(t) for t in tolerances]),
+            tolerances=json.dumps([float(t) for t in tolerances]),
             int8_max_size_ratio=float(int8_max_size_ratio), tflite_models=types.Channel(type=TfliteModels))
         super().__init__(spec=spec)

@@ -27,10 +27,6 @@ PASSED_PROPERTY = 'passed'
 REPORT_PROPERTY = 'report'
 
 
-def encode(value) -> str:
-    return json.dumps(value)
-
-
 def read_images(split_uri: str, transform_graph_uri: str, limit: int):
     """(images float32 [N, 128, 128, 3], masks [N, 128, 128, 1]) of up to `limit` transformed examples."""
     spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()

@@ -5,7 +5,8 @@ adds what is TFDS-specific: preparing the source (`sources.prepare_builder`), re
 TFDS slice such as `train[:90%]` with `tfds.beam.ReadFromTFDS`, checking every image/mask pair,
 renaming the dataset's image and mask features to the canonical keys, and recording on the output
 artifact the dataset, its version and the example counts. A corrupt pair is logged by file name,
-counted and skipped; too many of them fail the run with the counts.
+counted and skipped (the artifact records each by split, name and reason); too many of them fail the run
+with the counts.
 """
 
 import io
@@ -39,6 +40,7 @@ MAX_SKIPPED_FRACTION_KEY = 'max_skipped_fraction'
 # travels the same way (the base class passes `_beam_pipeline_args` like this too).
 _BUILDER_KEY = '_tfds_builder'
 _METRICS_NAMESPACE = 'TfdsExampleGen'
+_SKIPPED_NAME, _SEP = 'skipped_example:', '\x1f'
 _IMAGE_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP')  # what tf.io.decode_image reads in preprocessing
 _MASK_MODES = ('L', 'P', '1', 'I', 'I;16')
 
@@ -79,6 +81,10 @@ def inspect_image_and_mask(image: bytes, mask: bytes) -> Tuple[Optional[str], Di
     features = {keys.IMAGE_HEIGHT_KEY: height, keys.IMAGE_WIDTH_KEY: width, keys.IMAGE_CHANNELS_KEY: decoded['image'][3]}
     for class_id, key in enumerate(keys.CLASS_FRACTION_KEYS):
         features[key] = float(np.mean(trimap == class_id + keys.TRIMAP_OFFSET))
+    if features[keys.CLASS_FRACTION_KEYS[0]] == 0.0:
+        # Every Oxford-IIIT Pet image shows a pet; a trimap without one (the archive's Abyssinian_34) is a
+        # broken annotation that would teach the model to call a whole cat background.
+        return 'mask marks no pet pixel (a broken annotation)', {}
     return None, features
 
 
@@ -137,6 +143,10 @@ class _CheckAndConvert(beam.DoFn):
         self._written = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, f'written:{split_pattern}')
         self._skipped = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, f'skipped:{split_pattern}')
 
+    def _name_skip(self, name: str, problem: str) -> None:
+        # One counter per skipped pair: Beam brings its name back to the executor, which records it.
+        beam.metrics.Metrics.counter(_METRICS_NAMESPACE, f'{_SKIPPED_NAME}{self._split_pattern}{_SEP}{name}: {problem}').inc()
+
     def process(self, record: Dict[str, Any]) -> Iterator[tf.train.Example]:
         record = tf.nest.map_structure(lambda value: value.numpy(), record)  # ReadFromTFDS yields eager tensors
         problem, measured = inspect_image_and_mask(record[self._image_feature], record[self._mask_feature])
@@ -145,6 +155,7 @@ class _CheckAndConvert(beam.DoFn):
             name = name.decode() if isinstance(name, bytes) else str(name)
             logging.warning('TfdsExampleGen skips %s in split %s: %s.', name, self._split_pattern, problem)
             self._skipped.inc()
+            self._name_skip(name, problem)
             return
         self._written.inc()
         yield to_example({**record, **measured}, self._image_feature, self._mask_feature)
@@ -207,9 +218,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             sources.check_features(builder, exec_properties[IMAGE_FEATURE_KEY], exec_properties[MASK_FEATURE_KEY])
             _check_splits(builder, [split.pattern for split in input_config.splits])
             super().Do(input_dict, output_dict, {**exec_properties, _BUILDER_KEY: builder})
-        written, skipped = self._split_counts(input_config)
+        written, skipped, skipped_examples = self._split_counts(input_config)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        _record_on_artifact(examples, builder, written, skipped, prepared)
+        _record_on_artifact(examples, builder, written, skipped, prepared, skipped_examples)
         _check_skipped_fraction(written, skipped, float(exec_properties[MAX_SKIPPED_FRACTION_KEY]))
 
     def _split_counts(self, input_config: example_gen_pb2.Input):
@@ -221,7 +232,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + value
         written = {s.name: totals.get(f'written:{s.pattern}', 0) for s in input_config.splits}
         skipped = {s.name: totals.get(f'skipped:{s.pattern}', 0) for s in input_config.splits}
-        return written, skipped
+        split_names = {s.pattern: s.name for s in input_config.splits}
+        named = sorted(f'{split_names.get(pattern, pattern)}: {what}' for pattern, what in (
+            name[len(_SKIPPED_NAME):].split(_SEP, 1) for name in totals if name.startswith(_SKIPPED_NAME)))
+        return written, skipped, named
 
 
 def _check_splits(builder: tfds.core.DatasetBuilder, patterns: List[str]) -> None:
@@ -237,13 +251,16 @@ def _check_splits(builder: tfds.core.DatasetBuilder, patterns: List[str]) -> Non
 
 
 def _record_on_artifact(examples: types.Artifact, builder: tfds.core.DatasetBuilder,
-                        written: Dict[str, int], skipped: Dict[str, int], prepared: sources.PreparedSource) -> None:
+                        written: Dict[str, int], skipped: Dict[str, int], prepared: sources.PreparedSource,
+                        skipped_examples: List[str] = ()) -> None:
     examples.set_string_custom_property('tfds_dataset', builder.name)
     examples.set_string_custom_property('tfds_version', str(builder.version))
     examples.set_string_custom_property('num_examples', json.dumps(written, sort_keys=True))
     examples.set_string_custom_property('num_skipped', json.dumps(skipped, sort_keys=True))
     examples.set_string_custom_property('missing_files', json.dumps(list(prepared.missing_files)))
     examples.set_string_custom_property('skipped_files', json.dumps(list(prepared.skipped_files)))
+    # 'split: file name: reason' of each pair ExampleGen's check skipped (counted in num_skipped).
+    examples.set_string_custom_property('skipped_examples', json.dumps(list(skipped_examples)))
     examples.set_string_custom_property('normalized_files', json.dumps(list(prepared.normalized_files)))
     for split, count in written.items():
         examples.set_int_custom_property(f'num_examples_{split}', count)

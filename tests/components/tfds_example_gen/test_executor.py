@@ -103,6 +103,9 @@ def test_corrupt_pairs_are_skipped_and_counted(corrupt_source, tmp_path, caplog)
     log = caplog.text
     assert 'image is truncated' in log and 'image is not an image file' in log
     assert 'mask size (50, 60) differs from image size' in log
+    names = [line.split(' ')[0] for line in open(corrupt_source / 'annotations' / 'trainval.txt')][:3]
+    named = json.loads(examples.get_string_custom_property('skipped_examples'))
+    assert [line.split(': ')[:2] for line in named] == sorted(['train', f'{name}.jpg'] for name in names), named
 
 
 def test_too_many_corrupt_pairs_fail_with_counts(corrupt_source, tmp_path):
@@ -115,7 +118,7 @@ def test_unknown_split_is_named(sample_folders, tmp_path):
         _run_executor(sample_folders, tmp_path / 'out', {'train': 'train', 'eval': 'validation'})
 
 
-def test_check_image_and_mask_accepts_png_images():
+def test_check_image_and_mask_accepts_png_images_and_rejects_masks_without_a_pet():
     import io
     import numpy as np
     buffer_image, buffer_mask = io.BytesIO(), io.BytesIO()
@@ -123,6 +126,10 @@ def test_check_image_and_mask_accepts_png_images():
     Image.fromarray(np.ones((8, 9), np.uint8)).save(buffer_mask, format='PNG')
     assert executor.check_image_and_mask(buffer_image.getvalue(), buffer_mask.getvalue()) is None
     assert executor.check_image_and_mask(b'', buffer_mask.getvalue()) == 'image is empty'
+    no_pet = io.BytesIO()
+    Image.fromarray(np.full((8, 9), 2, np.uint8)).save(no_pet, format='PNG')
+    assert executor.check_image_and_mask(buffer_image.getvalue(), no_pet.getvalue()) == \
+        'mask marks no pet pixel (a broken annotation)'
 
 
 def _save_as_jpg_name(path, array, **save_args):
@@ -177,7 +184,10 @@ def test_odd_image_files_are_converted_and_trained_on_and_bad_trimaps_named(odd_
 
 def test_real_photographs_with_the_archives_odd_files(real_pets, tmp_path):
     examples = _run_executor(real_pets, tmp_path / 'out')
-    assert json.loads(examples.get_string_custom_property('num_examples')) == {'train': 241, 'eval': 61}
-    assert json.loads(examples.get_string_custom_property('num_skipped')) == {'train': 0, 'eval': 0}
+    # Abyssinian_34's trimap (the GIF's) marks no pet pixel in the real archive: skipped, counted and named.
+    assert json.loads(examples.get_string_custom_property('num_examples')) == {'train': 240, 'eval': 61}
+    assert json.loads(examples.get_string_custom_property('num_skipped')) == {'train': 1, 'eval': 0}
+    assert json.loads(examples.get_string_custom_property('skipped_examples')) == [
+        'train: Abyssinian_34.jpg: mask marks no pet pixel (a broken annotation)']
     normalized = ' '.join(json.loads(examples.get_string_custom_property('normalized_files')))
     assert 'Abyssinian_34.jpg: GIF' in normalized and 'Abyssinian_5.jpg: PNG RGBA' in normalized

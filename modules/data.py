@@ -1,9 +1,10 @@
 """Training and evaluation input pipelines over Transform's output.
 
 Deterministic preprocessing already happened in Transform; here the examples are parsed, cached
-(decoded tensors, when the split fits in memory), shuffled, batched and, for training only,
-flipped horizontally with one random draw per example shared by image and mask.
-Optional per-class weights become per-pixel sample weights (the tutorial's class-imbalance section).
+(decoded tensors, when the split fits in memory), optionally split into a fitting part and a held-out
+validation part, shuffled, batched and, for training only, augmented (`modules.augment`: one random draw per
+example shared by image and mask). Optional per-class weights become per-pixel sample weights (the tutorial's
+class-imbalance section).
 """
 
 from typing import List, Optional, Sequence
@@ -12,24 +13,11 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from modules import keys
+from modules.augment import Augmentation, augment_batch
 
 IMAGE_XF = keys.transformed_name(keys.IMAGE_KEY)
 MASK_XF = keys.transformed_name(keys.MASK_KEY)
-
-
-def random_flip(images: tf.Tensor, masks: tf.Tensor, seed: Optional[int] = None):
-    """Flips each (image, mask) pair left-right with probability 1/2, the same flip for both.
-
-    Args:
-      images: [B, H, W, C].
-      masks: [B, H, W, 1].
-      seed: op seed for reproducibility.
-
-    Returns:
-      (images, masks), flipped together.
-    """
-    flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], seed=seed) < 0.5
-    return tf.where(flip, tf.reverse(images, [2]), images), tf.where(flip, tf.reverse(masks, [2]), masks)
+SUBSETS = ('fit', 'validation')
 
 
 def pixel_weights(masks: tf.Tensor, class_weights: Sequence[float]) -> tf.Tensor:
@@ -46,26 +34,40 @@ def pixel_weights(masks: tf.Tensor, class_weights: Sequence[float]) -> tf.Tensor
     return tf.gather(weights / tf.reduce_sum(weights), tf.cast(masks, tf.int32))
 
 
+def held_out(index: tf.Tensor, fraction: float) -> tf.Tensor:
+    """Whether example `index` belongs to the validation part: `fraction` of the examples, spread evenly."""
+    index = tf.cast(index, tf.float64)
+    return tf.floor((index + 1) * fraction) > tf.floor(index * fraction)
+
+
 def input_fn(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput, batch_size: int, *,
              training: bool, shuffle_buffer: int = 1000, seed: int = 0,
              class_weights: Optional[Sequence[float]] = None, repeat: bool = False,
-             cache: bool = True) -> tf.data.Dataset:
+             cache: bool = True, augmentation: Optional[Augmentation] = Augmentation(),
+             validation_split: float = 0.0, subset: Optional[str] = None) -> tf.data.Dataset:
     """Batches of (image, mask[, pixel weights]) from transformed examples.
 
     Args:
       file_pattern: transformed TFRecord files or globs.
       tf_transform_output: Transform's output, for the feature spec.
       batch_size: examples per batch.
-      training: shuffle and flip.
+      training: shuffle and augment.
       shuffle_buffer: examples in the shuffle buffer.
-      seed: shuffle and flip seed.
+      seed: shuffle and augmentation seed.
       class_weights: optional per-class weights, adding per-pixel sample weights.
       repeat: repeat forever (then the caller sets steps per epoch).
       cache: keep the decoded tensors in memory after the first pass.
+      augmentation: what `training` applies (default: the joint flip only; None: nothing).
+      validation_split: with `subset`, the fraction of the examples (in file order, spread evenly) that form
+        the validation part.
+      subset: 'fit' (all but the validation part) or 'validation'; None reads every example.
 
     Returns:
       A tf.data.Dataset.
     """
+    if subset is not None and (subset not in SUBSETS or not 0.0 < validation_split < 1.0):
+        raise ValueError(f'subset must be one of {SUBSETS} with 0 < validation_split < 1, '
+                         f'got {subset!r} and {validation_split}')
     spec = tf_transform_output.transformed_feature_spec()
     feature_spec = {IMAGE_XF: spec[IMAGE_XF], MASK_XF: spec[MASK_XF]}
     files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
@@ -73,6 +75,10 @@ def input_fn(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput
     if not files:
         raise FileNotFoundError(f'No transformed examples match {file_pattern}')
     dataset = tf.data.TFRecordDataset(sorted(files), compression_type='GZIP', num_parallel_reads=tf.data.AUTOTUNE)
+    if subset is not None:
+        keep_validation = subset == 'validation'
+        dataset = dataset.enumerate().filter(
+            lambda index, _: tf.equal(held_out(index, validation_split), keep_validation)).map(lambda _, r: r)
     dataset = dataset.map(lambda record: tf.io.parse_single_example(record, feature_spec),
                           num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(lambda f: (f[IMAGE_XF], f[MASK_XF]), num_parallel_calls=tf.data.AUTOTUNE)
@@ -83,8 +89,8 @@ def input_fn(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=False)
-    if training:
-        dataset = dataset.map(lambda images, masks: random_flip(images, masks, seed),
+    if training and augmentation is not None:
+        dataset = dataset.map(lambda images, masks: augment_batch(images, masks, augmentation, seed),
                               num_parallel_calls=tf.data.AUTOTUNE)
     if class_weights is not None:
         dataset = dataset.map(lambda images, masks: (images, masks, pixel_weights(masks, class_weights)),

@@ -10,6 +10,10 @@ import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
 CUSTOM_CONFIG_KEY = 'training'
+LR_SCHEDULES = ('constant', 'cosine')
+# What the Tuner searches (modules/tune.py); each is a TrainingConfig field, so its best values replace the
+# configured ones in the Trainer.
+TUNABLE = ('learning_rate', 'dropout', 'batchnorm_momentum', 'augment_strength')
 # run_fn logs one record per epoch to this logger; a runner's console shows it (see pipeline/console.py).
 PROGRESS_LOGGER = 'petseg.progress'
 
@@ -38,6 +42,24 @@ class TrainingConfig:
     # weights; see modules.model.SubPixelConv2DTranspose). Off unless the benchmark shows it faster.
     subpixel_upsampling: bool = False
     class_weights: Optional[Tuple[float, ...]] = None
+    # Augmentation of training batches only (modules.augment; never at evaluation or serving): the joint flip,
+    # largest zoom (1 + scale), rotation (degrees), shift (fraction of the side) and colour jitter, each
+    # multiplied by augment_strength (the knob the Tuner searches).
+    augment_flip: bool = True
+    augment_scale: float = 0.0
+    augment_rotation: float = 0.0
+    augment_shift: float = 0.0
+    augment_color: float = 0.0
+    augment_strength: float = 1.0
+    # 'constant', or 'cosine': decay to ~0 by the last epoch, after warmup_epochs of linear warm-up.
+    lr_schedule: str = 'constant'
+    warmup_epochs: int = 0
+    # Fraction of the training examples held out to validate on (0: validate on the eval split). Early
+    # stopping and the Tuner need it, so that the eval split the Evaluator blesses on stays unseen.
+    validation_split: float = 0.0
+    # Stop after this many epochs without a better validation mean IoU and keep the best epoch's weights
+    # (None: train every epoch, keep the last weights).
+    early_stopping_patience: Optional[int] = None
     steps_per_epoch: Optional[int] = None
     validation_steps: Optional[int] = None
     warm_start: bool = False
@@ -76,3 +98,24 @@ def from_custom_config(custom_config: Dict[str, Any]) -> TrainingConfig:
     if values.get('class_weights') is not None:
         values['class_weights'] = tuple(values['class_weights'])
     return TrainingConfig(**values)
+
+
+def with_hyperparameters(training: TrainingConfig, values: Optional[Dict[str, Any]]) -> TrainingConfig:
+    """`training` with the Tuner's best values (`TUNABLE` names) in place of the configured ones.
+
+    Args:
+      training: the configured settings.
+      values: hyperparameter name -> value (KerasTuner's `HyperParameters.values`), or None.
+
+    Returns:
+      The settings to train with.
+
+    Raises:
+      ValueError: a name that is not tunable.
+    """
+    if not values:
+        return training
+    unknown = sorted(set(values) - set(TUNABLE))
+    if unknown:
+        raise ValueError(f'Hyperparameters {", ".join(unknown)} are not tunable; expected some of {", ".join(TUNABLE)}')
+    return dataclasses.replace(training, **values)

@@ -14,21 +14,24 @@ device); `batch_size` is per replica, and only the chief writes the model, histo
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import data, distribute, hparams, keys, metrics, model as model_lib, signatures
+from modules import augment, data, distribute, hparams, keys, metrics, model as model_lib, signatures
 from modules.hparams import TrainingConfig
 
 HISTORY_FILE = 'history.json'
+# The settings the model was trained with: the configured ones, with the Tuner's values applied.
+TRAINED_SETTINGS_FILE = 'training.json'
 BACKUP_DIR = 'backup'
 _SHOWN_METRICS = ('loss', 'pixel_accuracy', 'mean_iou', 'val_loss', 'val_pixel_accuracy', 'val_mean_iou')
 
@@ -72,6 +75,7 @@ class EpochHistory(keras.callbacks.Callback):
     def __init__(self, path: str):
         super().__init__()
         self._path = path
+        self._writes = distribute.is_chief()  # decided once: TF_CONFIG does not change during training
         self.values: Dict[str, List[float]] = {}
         if tf.io.gfile.exists(path):
             with tf.io.gfile.GFile(path) as f:
@@ -84,11 +88,72 @@ class EpochHistory(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None):
         for name, value in (logs or {}).items():
             self.values.setdefault(name, [])[epoch:] = [float(value)]
-        if not distribute.is_chief():
+        if not self._writes:
             return
         tf.io.gfile.makedirs(os.path.dirname(self._path))
         with tf.io.gfile.GFile(self._path, 'w') as f:
             json.dump(self.values, f)
+
+
+class BestWeights(keras.callbacks.EarlyStopping):
+    """Early stopping on validation mean IoU that always ends with the best epoch's weights.
+
+    Keras' `restore_best_weights` restores only when it stops early; a run that trains every epoch keeps its
+    last weights, which on a few hundred images are often not the best.
+    """
+
+    def __init__(self, patience: int):
+        super().__init__(monitor='val_mean_iou', mode='max', patience=patience, restore_best_weights=True)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        if self.stopped_epoch == 0 and self.best_weights is not None:
+            logging.getLogger(hparams.PROGRESS_LOGGER).info(
+                'keeping the weights of epoch %d (best val_mean_iou %.4f)', self.best_epoch + 1, self.best)
+            self.model.set_weights(self.best_weights)
+        elif self.stopped_epoch:
+            logging.getLogger(hparams.PROGRESS_LOGGER).info(
+                'stopped early after epoch %d; keeping the weights of epoch %d (best val_mean_iou %.4f)',
+                self.stopped_epoch + 1, self.best_epoch + 1, self.best)
+
+
+def learning_rate_at(training: TrainingConfig, epoch: int) -> float:
+    """The learning rate of `epoch` (0-based): linear warm-up, then constant or cosine decay."""
+    if epoch < training.warmup_epochs:
+        return training.learning_rate * (epoch + 1) / training.warmup_epochs
+    if training.lr_schedule == 'constant':
+        return training.learning_rate
+    decay_epochs = max(1, training.epochs - training.warmup_epochs)
+    return training.learning_rate * 0.5 * (1 + math.cos(math.pi * (epoch - training.warmup_epochs) / decay_epochs))
+
+
+def training_callbacks(training: TrainingConfig) -> List[keras.callbacks.Callback]:
+    """The schedule and early stopping `training` asks for (both depend on the epoch only, so resuming is exact
+    for the schedule; early stopping starts counting afresh after a resume)."""
+    callbacks = []
+    if training.lr_schedule != 'constant' or training.warmup_epochs:
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(training, epoch)))
+    if training.early_stopping_patience is not None:
+        callbacks.append(BestWeights(training.early_stopping_patience))
+    return callbacks
+
+
+def datasets(training: TrainingConfig, train_files: List[str], eval_files: List[str],
+             tf_transform_output: tft.TFTransformOutput, global_batch: int) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+    """(training batches, validation batches): the validation part of the training files when
+    `validation_split` is set, else the eval split."""
+    split = training.validation_split
+    train_dataset = data.input_fn(
+        train_files, tf_transform_output, global_batch, training=True, shuffle_buffer=training.shuffle_buffer,
+        seed=training.seed, class_weights=training.class_weights, repeat=training.steps_per_epoch is not None,
+        augmentation=augment.Augmentation.from_training(training), validation_split=split,
+        subset='fit' if split else None)
+    if split:
+        validation = data.input_fn(train_files, tf_transform_output, global_batch, training=False,
+                                   validation_split=split, subset='validation')
+    else:
+        validation = data.input_fn(eval_files, tf_transform_output, global_batch, training=False)
+    return distribute.shard_by_data(train_dataset), distribute.shard_by_data(validation)
 
 
 def backup_dir_for(model_run_dir: str, training: TrainingConfig, train_files: List[str], transform_output: str,
@@ -217,20 +282,17 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     with strategy.scope():
         model = build_model(training, base_model)
     check_input_matches_transform(model, tf_transform_output)
-    repeat = training.steps_per_epoch is not None
-    global_batch = training.batch_size * replicas
-    train_dataset = distribute.shard_by_data(data.input_fn(
-        train_files, tf_transform_output, global_batch, training=True, shuffle_buffer=training.shuffle_buffer,
-        seed=training.seed, class_weights=training.class_weights, repeat=repeat))
-    eval_dataset = distribute.shard_by_data(data.input_fn(eval_files, tf_transform_output, global_batch,
-                                                          training=False))
+    train_dataset, eval_dataset = datasets(training, train_files, eval_files, tf_transform_output,
+                                           training.batch_size * replicas)
     history = EpochHistory(os.path.join(backup_dir, HISTORY_FILE))
     if history.epochs_done:
         logging.getLogger(hparams.PROGRESS_LOGGER).info(
             'resuming from the backup of an interrupted run: %d of %d epochs were done', history.epochs_done,
             training.epochs)
     # Kept until the export below is done, so a kill during the export does not retrain either.
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False), history]
+    # The schedule first, so that the epoch's learning rate ('lr') is in the logs the history keeps.
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False), *training_callbacks(training),
+                 history]
     if chief:
         callbacks = [keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq='epoch'), *callbacks,
                      EpochProgress(training.epochs)]
@@ -251,6 +313,8 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), 'w') as f:
         json.dump(history.values, f, indent=1)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINED_SETTINGS_FILE), 'w') as f:
+        json.dump(training.to_custom_config(), f, indent=1)
     signatures.export_serving_model(export_model, tf_transform_output, serving_model_dir)
     tf.io.gfile.rmtree(backup_dir)
     return history.values
@@ -263,6 +327,9 @@ def run_fn(fn_args: FnArgs) -> None:
       fn_args: train/eval files, Transform output, output dirs, base model and custom_config.
     """
     training = hparams.from_custom_config(fn_args.custom_config)
+    if fn_args.hyperparameters:
+        # The Tuner's best values (KerasTuner's HyperParameters config) replace the configured ones.
+        training = hparams.with_hyperparameters(training, fn_args.hyperparameters.get('values'))
     logging.info('Training with %s', training)
     train_and_export(fn_args.train_files, fn_args.eval_files, fn_args.transform_output, fn_args.serving_model_dir,
                      fn_args.model_run_dir, training, fn_args.base_model if training.warm_start else None)

@@ -3,6 +3,7 @@
 `PipelineConfig` groups data, training and evaluation settings; `PRESETS` names the ones we run:
 - `smoke`: a few steps on a tiny generated dataset, for tests;
 - `default`: the generated sample dataset, trains on 2 CPU cores in a few minutes;
+- `real`: a few hundred real photographs without pretrained weights (augmentation, schedule, early stopping);
 - `tutorial`: the seed tutorial (Oxford-IIIT Pet, batch 64, 20 epochs, buffer 1000, ImageNet encoder);
 - `full`: the tutorial's data and model, then fine-tuning of the encoder as well.
 
@@ -21,7 +22,7 @@ from modules import hparams, keys
 from modules.hparams import TrainingConfig
 
 __all__ = ['DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'TfliteConfig',
-           'TrainingConfig', 'preset']
+           'TrainingConfig', 'TuningConfig', 'preset']
 
 ENCODER_WEIGHT_CHOICES = ('imagenet', 'none')
 ANOMALY_ACTIONS = ('fail', 'warn')
@@ -117,6 +118,18 @@ class TfliteConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """The opt-in hyperparameter search (TFX Tuner + KerasTuner, `modules/tune.py`) before the Trainer."""
+
+    tune: bool = False
+    max_trials: int = 4
+    # Each trial trains this many epochs (of trial_steps_per_epoch steps, when set) and scores its best
+    # validation mean IoU on the held-out part of the training split (training.validation_split).
+    trial_epochs: int = 6
+    trial_steps_per_epoch: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything that defines a pipeline run except platform details (paths, images, Beam args)."""
 
@@ -126,6 +139,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     serving: ServingConfig = ServingConfig()
     tflite: TfliteConfig = TfliteConfig()
+    tuning: TuningConfig = TuningConfig()
 
     def validate(self) -> 'PipelineConfig':
         """Raises ValueError naming the first nonsensical setting; returns self for chaining."""
@@ -155,6 +169,22 @@ class PipelineConfig:
         if training.class_weights is not None:
             _check(len(training.class_weights) == keys.NUM_CLASSES and all(w > 0 for w in training.class_weights),
                    f'training.class_weights needs {keys.NUM_CLASSES} positive values, got {training.class_weights}')
+        for name in ('augment_scale', 'augment_rotation', 'augment_shift', 'augment_color', 'augment_strength'):
+            value = getattr(training, name)
+            _check(value >= 0, f'training.{name} must be >= 0, got {value}')
+        _check(training.augment_shift * training.augment_strength < 1,
+               'training.augment_shift x augment_strength must be < 1 (a fraction of the side)')
+        _check(training.lr_schedule in hparams.LR_SCHEDULES,
+               f'training.lr_schedule must be one of {hparams.LR_SCHEDULES}, got {training.lr_schedule!r}')
+        _check(0 <= training.warmup_epochs < training.epochs,
+               f'training.warmup_epochs must be in [0, epochs), got {training.warmup_epochs}')
+        _check(0.0 <= training.validation_split <= 0.5,
+               f'training.validation_split must be in [0, 0.5], got {training.validation_split}')
+        if training.early_stopping_patience is not None:
+            _check(training.early_stopping_patience >= 1,
+                   f'training.early_stopping_patience must be None or >= 1, got {training.early_stopping_patience}')
+            _check(training.validation_split > 0, 'training.early_stopping_patience needs training.validation_split > 0, '
+                   'so that choosing the best epoch never looks at the eval split the Evaluator blesses on')
         for name in ('steps_per_epoch', 'validation_steps'):
             value = getattr(training, name)
             _check(value is None or value >= 1, f'training.{name} must be None or >= 1, got {value}')
@@ -184,11 +214,24 @@ class PipelineConfig:
             _check(0.0 <= value < 1.0, f'tflite.{name} must be in [0, 1), got {value}')
         _check(0.0 < edge.int8_max_size_ratio <= 1.0,
                f'tflite.int8_max_size_ratio must be in (0, 1], got {edge.int8_max_size_ratio}')
+        tuning = self.tuning
+        for name in ('max_trials', 'trial_epochs'):
+            value = getattr(tuning, name)
+            _check(value >= 1, f'tuning.{name} must be >= 1, got {value}')
+        _check(tuning.trial_steps_per_epoch is None or tuning.trial_steps_per_epoch >= 1,
+               f'tuning.trial_steps_per_epoch must be None or >= 1, got {tuning.trial_steps_per_epoch}')
+        if tuning.tune:
+            _check(training.validation_split > 0, 'tuning.tune needs training.validation_split > 0: trials are '
+                   'scored on held-out training examples, never on the eval split the Evaluator blesses on')
         return self
 
     def to_custom_config(self) -> Dict[str, Any]:
         """The Trainer's custom_config: training settings plus what the model must agree with."""
         return {hparams.CUSTOM_CONFIG_KEY: self.training.to_custom_config(), 'dataset': self.data.dataset}
+
+    def to_tuner_custom_config(self) -> Dict[str, Any]:
+        """The Tuner's custom_config: the Trainer's plus the search's budget (`modules.tune.TUNING_KEY`)."""
+        return {**self.to_custom_config(), 'tuning': dataclasses.asdict(self.tuning)}
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> 'PipelineConfig':
         """This config with `{'section.field': value}` settings replaced; validated.
@@ -226,7 +269,7 @@ class PipelineConfig:
 
 
 _SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig, 'serving': ServingConfig,
-             'tflite': TfliteConfig}
+             'tflite': TfliteConfig, 'tuning': TuningConfig}
 # Any of these names the data to read, so the generated sample is not wanted.
 DATA_SOURCE_FIELDS = ('dataset', 'data_dir', 'source_dir')
 
@@ -251,6 +294,16 @@ PRESETS: Dict[str, PipelineConfig] = {
         data=DataConfig(sample=SampleData()),
         training=TrainingConfig(epochs=12, batch_size=16, shuffle_buffer=256, batchnorm_momentum=0.9),
         evaluation=EvaluationConfig(min_pixel_accuracy=0.7, min_mean_iou=0.4, max_regression=0.01),
+    ),
+    # A few hundred real photographs and no pretrained encoder (bench/README.md, "Real photographs"): augmented
+    # batches, a warm-up + cosine schedule, and the best epoch by held-out mean IoU. Give it the data:
+    # `--source_dir ../shared/data/oxford-pets-real` (or archives, or a TFDS data_dir).
+    'real': PipelineConfig(
+        training=TrainingConfig(epochs=40, batch_size=16, shuffle_buffer=256, learning_rate=2e-3,
+                                batchnorm_momentum=0.9, augment_scale=0.3, augment_rotation=10.0, augment_shift=0.1,
+                                augment_color=0.5, lr_schedule='cosine', warmup_epochs=2, validation_split=0.1,
+                                early_stopping_patience=10),
+        evaluation=EvaluationConfig(min_pixel_accuracy=0.75, min_mean_iou=0.5, max_regression=0.01),
     ),
     'tutorial': PipelineConfig(
         training=TrainingConfig(epochs=20, batch_size=64, shuffle_buffer=1000, encoder_weights='imagenet'),

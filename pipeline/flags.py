@@ -35,6 +35,21 @@ _HELP = {
     'training.encoder_weights': "'imagenet', 'none' (random, trained) or a local MobileNetV2 no-top .h5",
     'training.mixed_bfloat16': 'train in mixed bfloat16 (default: where the CPU/GPU computes bfloat16 natively)',
     'training.class_weights': f'{keys.NUM_CLASSES} per-class loss weights ({", ".join(keys.CLASS_NAMES)})',
+    'training.augment_flip': 'flip training images and masks left-right at random (the tutorial\'s augmentation)',
+    'training.augment_scale': 'training zoom in [1/(1+s), 1+s] at strength 1 (0: off)',
+    'training.augment_rotation': 'training rotation in degrees, +-value at strength 1 (0: off)',
+    'training.augment_shift': 'training shift as a fraction of the side, +-value at strength 1 (0: off)',
+    'training.augment_color': 'training brightness/contrast/saturation/hue jitter at strength 1 (0: off; images only)',
+    'training.augment_strength': 'multiplies every augmentation amount (what --tune searches)',
+    'training.lr_schedule': "'constant' or 'cosine' (decays to ~0 by the last epoch, after the warm-up)",
+    'training.warmup_epochs': 'epochs of linear learning-rate warm-up',
+    'training.validation_split': 'fraction of the training examples held out to validate on (0: the eval split)',
+    'training.early_stopping_patience': 'stop after this many epochs without a better validation mean IoU and keep '
+                                        'the best weights (needs --validation_split)',
+    'tuning.tune': 'search learning rate, dropout, BatchNorm momentum and augmentation strength with the TFX Tuner '
+                   '(KerasTuner) before training; the best values feed the Trainer (needs --validation_split)',
+    'tuning.max_trials': 'hyperparameter combinations the Tuner tries',
+    'tuning.trial_epochs': 'epochs each Tuner trial trains',
     'evaluation.max_regression': 'how far below the blessed baseline a candidate may score and still be blessed',
     'serving.validator': "'serving_check' (fresh Python process, runs anywhere) or 'infra_validator' "
                          '(TFX InfraValidator with the TF Serving image; needs Docker or Kubernetes)',

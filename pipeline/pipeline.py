@@ -137,12 +137,22 @@ def create_pipeline(
         ).with_id('latest_model_resolver')
         components.append(latest_model)
         base_model = latest_model.outputs['model']
+    hyperparameters = None
+    if config.tuning.tune:
+        tuner = tfx.components.Tuner(
+            tuner_fn='modules.tune.tuner_fn', examples=transform.outputs['transformed_examples'],
+            transform_graph=transform.outputs['transform_graph'], schema=schema_gen.outputs['schema'],
+            custom_config=config.to_tuner_custom_config()).with_id(node_ids.TUNER)
+        tuner.add_upstream_node(example_validator)
+        components.append(tuner)
+        hyperparameters = tuner.outputs['best_hyperparameters']
     trainer = platform.make_trainer(
         vertex, image, config.to_custom_config(),
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
         base_model=base_model,
+        hyperparameters=hyperparameters,
     )
     # No data dependency, but training must wait for (and, with anomalies='fail', be stopped by) validation.
     trainer.add_upstream_node(example_validator)

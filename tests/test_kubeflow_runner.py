@@ -159,3 +159,13 @@ def test_help_documents_the_flags(capsys):
     text = capsys.readouterr().out
     for flag in ('--pipeline_root', '--image', '--beam_runner', '--vertex_training', '--endpoint', '--submit', '--schedule'):
         assert flag in text
+
+
+def test_tuning_compiles_with_the_tuner_feeding_the_trainer(tmp_path):
+    spec = _compile(tmp_path, '--preset', 'real', '--tune', '--max_trials', '3')
+    tasks = spec['pipelineSpec']['root']['dag']['tasks']
+    assert 'Tuner' in tasks and 'Tuner' in tasks['Trainer']['dependentTasks']
+    assert tasks['Trainer']['inputs']['artifacts']['hyperparameters']['taskOutputArtifact']['producerTask'] == 'Tuner'
+    parameters = tasks['Tuner']['inputs']['parameters']
+    custom_config = json.loads(parameters['custom_config']['runtimeValue']['constantValue']['stringValue'])
+    assert custom_config['tuning']['max_trials'] == 3 and custom_config['training']['validation_split'] == 0.1

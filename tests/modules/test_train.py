@@ -54,3 +54,38 @@ def test_epoch_progress_logs_one_line_per_epoch(caplog):
         progress.on_epoch_end(2, {'loss': 0.5, 'val_pixel_accuracy': 0.91234, 'iou_pet': 0.7})
     assert [r.getMessage().split(' (')[0] for r in caplog.records] == ['epoch 3/12']
     assert 'loss 0.5000' in caplog.text and 'val_pixel_accuracy 0.9123' in caplog.text and 'iou_pet' not in caplog.text
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine_to_nearly_zero():
+    training = hparams.TrainingConfig(epochs=12, learning_rate=0.002, lr_schedule='cosine', warmup_epochs=2)
+    rates = [train.learning_rate_at(training, epoch) for epoch in range(12)]
+    assert rates[:3] == [0.001, 0.002, 0.002]
+    assert all(a > b for a, b in zip(rates[2:], rates[3:])) and rates[-1] < 0.0001
+    constant = hparams.TrainingConfig(epochs=12, learning_rate=0.002, warmup_epochs=2)
+    assert [train.learning_rate_at(constant, epoch) for epoch in (0, 1, 5, 11)] == [0.001, 0.002, 0.002, 0.002]
+    assert train.training_callbacks(hparams.TrainingConfig()) == [], 'nothing asked, nothing added'
+
+
+def test_the_best_epochs_weights_are_kept_even_when_training_runs_to_the_end():
+    import tf_keras as keras
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    best = train.BestWeights(patience=5)
+    best.set_model(model)
+    best.on_train_begin()
+    first = [w.copy() for w in model.get_weights()]
+    best.on_epoch_end(0, {'val_mean_iou': 0.5})
+    model.set_weights([w + 1.0 for w in first])
+    best.on_epoch_end(1, {'val_mean_iou': 0.4})
+    best.on_train_end()
+    assert best.stopped_epoch == 0, 'no early stop'
+    for kept, wanted in zip(model.get_weights(), first):
+        np.testing.assert_array_equal(kept, wanted)
+
+
+def test_tuned_values_replace_the_configured_ones_and_unknown_names_are_refused():
+    training = hparams.TrainingConfig(learning_rate=0.001, dropout=0.0)
+    tuned = hparams.with_hyperparameters(training, {'learning_rate': 0.0005, 'augment_strength': 0.5})
+    assert (tuned.learning_rate, tuned.augment_strength, tuned.dropout) == (0.0005, 0.5, 0.0)
+    assert hparams.with_hyperparameters(training, None) is training
+    with pytest.raises(ValueError, match='epochs are not tunable'):
+        hparams.with_hyperparameters(training, {'epochs': 3})

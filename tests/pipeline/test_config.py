@@ -38,6 +38,14 @@ def test_tutorial_preset_reproduces_the_seed():
     ('tflite.tflite_variants', ('int8', 'int8'), 'tflite.tflite_variants must be distinct values of'),
     ('tflite.int8_tolerance', 1.5, 'tflite.int8_tolerance must be in'),
     ('tflite.representative_examples', 0, 'tflite.representative_examples must be >= 1, got 0'),
+    ('training.augment_rotation', -5.0, 'training.augment_rotation must be >= 0, got -5.0'),
+    ('training.augment_shift', 1.0, 'augment_shift x augment_strength must be < 1'),
+    ('training.lr_schedule', 'step', "training.lr_schedule must be one of \\('constant', 'cosine'\\)"),
+    ('training.warmup_epochs', 12, r'training.warmup_epochs must be in \[0, epochs\), got 12'),
+    ('training.validation_split', 0.7, r'training.validation_split must be in \[0, 0.5\]'),
+    ('training.early_stopping_patience', 3, 'early_stopping_patience needs training.validation_split > 0'),
+    ('tuning.tune', True, 'tuning.tune needs training.validation_split > 0'),
+    ('tuning.max_trials', 0, 'tuning.max_trials must be >= 1, got 0'),
 ])
 def test_validate_names_the_bad_field(key, value, message):
     with pytest.raises(ValueError, match=message):
@@ -94,3 +102,19 @@ def test_trainer_code_imports_neither_the_pipeline_nor_our_tools():
             'or m in ("modules.visualize", "modules.predict", "modules.batch_predict", "modules.tflite")))')
     imported = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert imported.strip().splitlines()[-1] == '[]'
+
+
+def test_the_real_preset_keeps_the_eval_split_unseen():
+    real = config_lib.preset('real')
+    training = real.training
+    assert training.encoder_weights == 'none' and training.validation_split > 0
+    assert training.early_stopping_patience is not None and training.lr_schedule == 'cosine'
+    assert training.augment_scale > 0 and training.augment_color > 0
+    assert real.data.sample is None, 'the real preset reads the data it is given (--source_dir), not generated pets'
+
+
+def test_tuning_settings_reach_the_tuner_only():
+    config = config_lib.preset('real').with_overrides({'tuning.tune': True, 'tuning.max_trials': 3})
+    assert 'tuning' not in config.to_custom_config()
+    assert config.to_tuner_custom_config()['tuning']['max_trials'] == 3
+    assert config.to_tuner_custom_config()['training'] == config.to_custom_config()['training']

@@ -39,3 +39,13 @@ def test_the_tflite_export_can_be_turned_off():
     nodes = _compiled(config_lib.preset('smoke').with_overrides({'tflite.tflite_variants': ()}))
     assert 'TfliteExport' not in nodes and set(nodes['Pusher'].inputs.inputs) == {'model', 'model_blessing',
                                                                                   'infra_blessing'}
+
+
+def test_tuning_puts_the_tuner_before_the_trainer_and_feeds_it_the_best_hyperparameters():
+    assert 'Tuner' not in _compiled(config_lib.preset('smoke').with_overrides({'training.validation_split': 0.2}))
+    nodes = _compiled(config_lib.preset('smoke').with_overrides({'training.validation_split': 0.2, 'tuning.tune': True}))
+    tuner = nodes['Tuner']
+    assert tuner.inputs.inputs['examples'].channels[0].producer_node_query.id == 'Transform'
+    assert 'ExampleValidator' in tuner.upstream_nodes
+    assert nodes['Trainer'].inputs.inputs['hyperparameters'].channels[0].producer_node_query.id == 'Tuner'
+    assert 'modules.tune.tuner_fn' in tuner.parameters.parameters['tuner_fn'].field_value.string_value

@@ -1,0 +1,96 @@
+"""TFX Tuner entry point: `tuner_fn` searches a few training hyperparameters with KerasTuner.
+
+The search space (`search_space`): learning rate, decoder dropout, BatchNorm momentum and augmentation
+strength, each a `TrainingConfig` field (`hparams.TUNABLE`), so the Tuner's best values feed the Trainer
+through TFX's `hyperparameters` channel and replace the configured ones there (`train.run_fn`).
+
+KerasTuner 1.4 imports Keras 3 (`import keras`), while this stack trains with `tf_keras` (Keras 2): its
+stock tuners would call `fit` on our Keras 2 model with Keras 3 callbacks. So `PetsegTuner` keeps KerasTuner
+for what it is good at (oracle, trial bookkeeping, resumable state under the Tuner's working directory) and
+overrides `run_trial` to train each trial with the Trainer's own code (`train.build_model`, `train.datasets`,
+`train.training_callbacks`). A trial scores the best validation mean IoU on the part of the training split
+held out by `validation_split`; the eval split, which blesses the model, is never looked at.
+"""
+
+import dataclasses
+import logging
+from typing import Any, Dict, List
+
+import keras_tuner as kt
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx.components.tuner.component import TunerFnResult
+
+from modules import hparams, train
+from modules.hparams import TrainingConfig
+
+TUNING_KEY = 'tuning'
+OBJECTIVE = 'val_mean_iou'
+
+
+def search_space() -> kt.HyperParameters:
+    """The hyperparameters searched, named like the `TrainingConfig` fields they set."""
+    space = kt.HyperParameters()
+    space.Float('learning_rate', 3e-4, 3e-3, sampling='log')
+    space.Choice('dropout', [0.0, 0.2, 0.4])
+    space.Choice('batchnorm_momentum', [0.8, 0.9, 0.99])
+    space.Float('augment_strength', 0.0, 1.5, step=0.25)
+    assert set(space.values) == set(hparams.TUNABLE)
+    return space
+
+
+class PetsegTuner(kt.Tuner):
+    """Random search whose trials train with the Trainer's code for `training.epochs` each."""
+
+    def __init__(self, training: TrainingConfig, train_files: List[str], eval_files: List[str],
+                 transform_output: str, max_trials: int, **kwargs):
+        oracle = kt.oracles.RandomSearchOracle(
+            objective=kt.Objective(OBJECTIVE, direction='max'), max_trials=max_trials, seed=training.seed,
+            hyperparameters=search_space(), tune_new_entries=False)
+        super().__init__(oracle=oracle, **kwargs)
+        self._training = training
+        self._train_files, self._eval_files = train_files, eval_files
+        self._transform_output = transform_output
+
+    def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
+        training = hparams.with_hyperparameters(self._training, trial.hyperparameters.values)
+        logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: %s', trial.trial_id, trial.hyperparameters.values)
+        model = train.build_model(training)
+        tf_transform_output = tft.TFTransformOutput(self._transform_output)
+        train_dataset, validation = train.datasets(training, self._train_files, self._eval_files, tf_transform_output,
+                                                   training.batch_size)
+        history = model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
+                            validation_data=validation, validation_steps=training.validation_steps,
+                            callbacks=train.training_callbacks(training), verbose=0)
+        best = max(history.history[OBJECTIVE])
+        logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: best %s %.4f', trial.trial_id, OBJECTIVE, best)
+        return {OBJECTIVE: best}
+
+
+def trial_training(custom_config: Dict[str, Any]) -> TrainingConfig:
+    """The training settings of one trial: the Trainer's, with the tuning section's epochs and steps."""
+    training = hparams.from_custom_config(custom_config)
+    tuning = custom_config.get(TUNING_KEY) or {}
+    if training.validation_split <= 0:
+        raise ValueError('Tuning needs training.validation_split > 0: trials are scored on held-out training '
+                         'examples so that the eval split stays unseen.')
+    epochs = tuning.get('trial_epochs', training.epochs)
+    return dataclasses.replace(training, epochs=epochs, warmup_epochs=min(training.warmup_epochs, epochs - 1),
+                               steps_per_epoch=tuning.get('trial_steps_per_epoch') or training.steps_per_epoch)
+
+
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
+    """TFX Tuner entry point.
+
+    Args:
+      fn_args: transformed train/eval files, the Transform output, a working dir and the custom_config
+        (`training` settings plus `tuning`: max_trials, trial_epochs, trial_steps_per_epoch).
+
+    Returns:
+      The tuner and (no) fit arguments; TFX runs the search and writes the best hyperparameters.
+    """
+    tuning = (fn_args.custom_config or {}).get(TUNING_KEY) or {}
+    tuner = PetsegTuner(trial_training(fn_args.custom_config), fn_args.train_files, fn_args.eval_files,
+                        fn_args.transform_output, max_trials=int(tuning.get('max_trials', 4)),
+                        directory=fn_args.working_dir, project_name='petseg_tuning', overwrite=True)
+    return TunerFnResult(tuner=tuner, fit_kwargs={})

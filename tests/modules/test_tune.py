@@ -1,0 +1,42 @@
+"""KerasTuner through `modules.tune.tuner_fn` on the e2e scenario's Transform output: trials train with the
+Trainer's code, are scored on held-out training examples, and the best values come back by name."""
+
+import os
+
+import pytest
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from modules import hparams, paths, tune
+from pipeline import config as config_lib
+
+
+@pytest.fixture(scope='module')
+def searched(scenario, tmp_path_factory):
+    transform = os.path.join(scenario.root, 'pipeline_root', 'Transform')
+    examples = paths.version_dir(os.path.join(transform, 'transformed_examples'))
+    config = scenario.config.with_overrides({'training.validation_split': 0.25, 'tuning.tune': True,
+                                             'tuning.max_trials': 2, 'tuning.trial_epochs': 1,
+                                             'tuning.trial_steps_per_epoch': 1})
+    fn_args = FnArgs(train_files=[os.path.join(paths.split_dir(examples, 'train'), '*')],
+                     eval_files=[os.path.join(paths.split_dir(examples, 'eval'), '*')],
+                     transform_output=paths.version_dir(os.path.join(transform, 'transform_graph')),
+                     working_dir=str(tmp_path_factory.mktemp('tuning')), custom_config=config.to_tuner_custom_config())
+    result = tune.tuner_fn(fn_args)
+    result.tuner.search(**result.fit_kwargs)
+    return result.tuner
+
+
+def test_each_trial_is_scored_and_the_best_values_name_training_settings(searched):
+    trials = searched.oracle.get_best_trials(2)
+    assert len(trials) == 2 and all(0.0 <= trial.score <= 1.0 for trial in trials)
+    assert trials[0].score >= trials[1].score
+    best = searched.get_best_hyperparameters()[0].values
+    assert set(best) == set(hparams.TUNABLE)
+    tuned = hparams.with_hyperparameters(config_lib.preset('smoke').training, best)
+    assert tuned.learning_rate == best['learning_rate'] and tuned.augment_strength == best['augment_strength']
+
+
+def test_tuning_without_held_out_examples_is_refused(scenario):
+    custom_config = scenario.config.to_tuner_custom_config()
+    with pytest.raises(ValueError, match='validation_split > 0'):
+        tune.trial_training(custom_config)

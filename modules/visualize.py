@@ -46,7 +46,8 @@ def class_areas(mask: np.ndarray) -> Dict[str, float]:
 
 
 def prediction_grid(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarray],
-                    predicted_masks: Sequence[np.ndarray], path: str, title: Optional[str] = None) -> str:
+                    predicted_masks: Sequence[np.ndarray], path: str, title: Optional[str] = None,
+                    names: Optional[Sequence[str]] = None) -> str:
     """Saves the seed tutorial's display: one row per example, Input / True Mask / Predicted Mask.
 
     Args:
@@ -55,6 +56,7 @@ def prediction_grid(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarra
       predicted_masks: class ids [H, W].
       path: PNG to write.
       title: optional figure title.
+      names: optional file name of each row, shown above its input image.
 
     Returns:
       `path`.
@@ -65,7 +67,8 @@ def prediction_grid(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarra
         for column, (panel, name) in enumerate(zip(panels, ('Input Image', 'True Mask', 'Predicted Mask'))):
             panel = np.asarray(panel)
             axes[row][column].imshow(panel if column == 0 else colorize(panel.reshape(panel.shape[:2])))
-            axes[row][column].set_title(name if row == 0 else '')
+            label = names[row] if names and column == 0 and names[row] else (name if row == 0 else '')
+            axes[row][column].set_title(label, fontsize=9 if label != name else None)
             axes[row][column].axis('off')
     if title:
         figure.suptitle(title)

@@ -23,8 +23,17 @@ CURVES_FILE = 'training_curves.png'
 PREDICTIONS_FILE = 'eval_predictions.png'
 
 
+def eval_file_names(records: List[bytes]) -> List[str]:
+    """The `file_name` of each raw example ('' where it has none)."""
+    names = []
+    for record in records:
+        feature = tf.train.Example.FromString(record).features.feature.get(keys.FILE_NAME_KEY)
+        names.append(feature.bytes_list.value[0].decode() if feature and feature.bytes_list.value else '')
+    return names
+
+
 def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 6) -> Optional[str]:
-    """Draws Input / True Mask / Predicted Mask for the first `count` eval examples.
+    """Draws Input / True Mask / Predicted Mask for the first `count` eval examples, each row titled with its file.
 
     Args:
       model_dir: the candidate's SavedModel.
@@ -44,7 +53,7 @@ def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 
     logits = model.signatures[signatures.SERVING_TF_EXAMPLE](examples=batch)['logits']
     return visualize.prediction_grid(transformed[keys.transformed_name(keys.IMAGE_KEY)].numpy(),
                                      transformed[keys.transformed_name(keys.MASK_KEY)].numpy(),
-                                     tf.argmax(logits, -1).numpy(), path)
+                                     tf.argmax(logits, -1).numpy(), path, names=eval_file_names(records))
 
 
 def draw_training_curves(model_run_uri: str, path: str) -> Optional[str]:
@@ -56,17 +65,20 @@ def draw_training_curves(model_run_uri: str, path: str) -> Optional[str]:
         return visualize.training_curves(json.load(f), path)
 
 
-def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures: List[str]) -> str:
+def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures: List[str],
+              shown: List[str] = ()) -> str:
     data = config.data
+    # What the model was trained with: the Trainer's record (the Tuner's values applied), else the config.
+    trained = run_summary.read_trained_settings(summary.model_run_uri) if summary.model_run_uri else {}
     source = data.source_dir or data.data_dir or 'TFDS default data dir'
     lines = [f'# petseg run {summary.run_id}', '',
              '## Data', '',
              f'- dataset: `{data.dataset}` from `{source}`',
              f'- splits: train = `{data.train_split}`, eval = `{data.eval_split}`',
              f'- examples: {", ".join(f"{k} {v}" for k, v in sorted(summary.num_examples.items())) or "n/a"}', '',
-             '## Training settings', '',
+             '## Training settings' + (' (as trained)' if trained else ''), '',
              '| setting | value |', '|---|---|']
-    lines += [f'| {k} | {v} |' for k, v in dataclasses.asdict(config.training).items()]
+    lines += [f'| {k} | {v} |' for k, v in (trained or dataclasses.asdict(config.training)).items()]
     lines += ['', '## Components', '', '| component | state | seconds |', '|---|---|---|']
     lines += [f'| {c.node_id} | {c.state} | {c.seconds:.1f} |' for c in summary.components]
     lines += ['', '## Evaluation (eval split)', '', run_summary.format_table(summary), '']
@@ -76,6 +88,8 @@ def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures:
         lines += [f'Baseline model: `{summary.baseline_uri}`', '']
     for picture in pictures:
         lines += [f'![{os.path.splitext(os.path.basename(picture))[0]}]({os.path.basename(picture)})', '']
+    if shown:
+        lines += [f'Predictions shown for the eval images {", ".join(f"`{name}`" for name in shown if name)}.', '']
     return '\n'.join(lines)
 
 
@@ -93,13 +107,15 @@ def write_run_report(summary: run_summary.RunSummary, config: PipelineConfig, re
       Path of report.md.
     """
     os.makedirs(report_dir, exist_ok=True)
-    pictures = []
+    pictures, shown = [], []
     if summary.model_run_uri:
         pictures.append(draw_training_curves(summary.model_run_uri, os.path.join(report_dir, CURVES_FILE)))
     if summary.model_uri and summary.examples_uri:
         pictures.append(draw_predictions(paths.serving_model_dir(summary.model_uri), summary.examples_uri,
                                          os.path.join(report_dir, PREDICTIONS_FILE), num_examples))
+        shown = eval_file_names(paths.read_gzip_records(paths.split_dir(summary.examples_uri, 'eval'),
+                                                        limit=num_examples))
     path = os.path.join(report_dir, REPORT_FILE)
     with open(path, 'w') as f:
-        f.write(_markdown(summary, config, [p for p in pictures if p]))
+        f.write(_markdown(summary, config, [p for p in pictures if p], shown))
     return path

@@ -19,7 +19,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import tfma_results
 from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
-from modules.train import HISTORY_FILE
+from modules.train import HISTORY_FILE, TRAINED_SETTINGS_FILE
 from pipeline import node_ids
 from pipeline.eval_config import GATED_METRICS
 
@@ -55,6 +55,8 @@ class RunSummary:
     examples_uri: Optional[str] = None
     model_run_uri: Optional[str] = None
     num_skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
+    # 'split: file name: reason' of each image/mask pair ExampleGen skipped.
+    skipped_examples: List[str] = dataclasses.field(default_factory=list)
     # split -> 'feature: what broke which bound', from ExampleValidator; drift against the previous data version
     anomalies: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     drift: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
@@ -142,13 +144,27 @@ def _blessing_reasons(evaluation_uri: str, gates, candidate: Dict[str, float], b
     return reasons
 
 
-def _final_epoch(model_run_uri: str) -> Dict[str, float]:
+def read_history(model_run_uri: str) -> Dict[str, List[float]]:
+    """The Trainer's per-epoch metrics (`history.json` in its ModelRun); {} when it wrote none."""
     path = os.path.join(model_run_uri, HISTORY_FILE)
     if not tf.io.gfile.exists(path):
         return {}
     with tf.io.gfile.GFile(path) as f:
-        history = json.load(f)
-    return {name: values[-1] for name, values in history.items() if values}
+        return json.load(f)
+
+
+def read_trained_settings(model_run_uri: str) -> Dict[str, object]:
+    """The settings the Trainer trained with (`training.json`: the config with the Tuner's values applied); {}
+    for runs that wrote none."""
+    path = os.path.join(model_run_uri, TRAINED_SETTINGS_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _final_epoch(model_run_uri: str) -> Dict[str, float]:
+    return {name: values[-1] for name, values in read_history(model_run_uri).items() if values}
 
 
 def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
@@ -191,6 +207,8 @@ def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
             summary.num_examples = json.loads(counts.string_value) if counts else {}
             skipped = artifact.custom_properties.get('num_skipped')
             summary.num_skipped = json.loads(skipped.string_value) if skipped else {}
+            named = artifact.custom_properties.get('skipped_examples')
+            summary.skipped_examples = json.loads(named.string_value) if named else []
             summary.examples_uri = artifact.uri
     if node_ids.EXAMPLE_VALIDATOR in latest:
         outputs = _artifacts_by_key(store, latest[node_ids.EXAMPLE_VALIDATOR].id, (metadata_store_pb2.Event.OUTPUT,))
@@ -248,7 +266,8 @@ def component_figure(summary: RunSummary, node_id: str) -> str:
     """The one figure that matters for a finished component, e.g. 'train 240, eval 60 examples, 0 skipped'."""
     if node_id == node_ids.EXAMPLE_GEN and summary.num_examples:
         counts = ', '.join(f'{split} {count}' for split, count in sorted(summary.num_examples.items()))
-        return f'{counts} examples, {sum(summary.num_skipped.values())} skipped'
+        named = '; '.join(summary.skipped_examples[:3]) + ('; ...' if len(summary.skipped_examples) > 3 else '')
+        return f'{counts} examples, {sum(summary.num_skipped.values())} skipped' + (f' ({named})' if named else '')
     if node_id == node_ids.EXAMPLE_VALIDATOR:
         found = '; '.join(f'{split}: {line}' for split, lines in sorted(summary.anomalies.items()) for line in lines)
         drifted = sorted({line.split(':')[0] for lines in summary.drift.values() for line in lines})

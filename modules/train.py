@@ -331,5 +331,5 @@ def run_fn(fn_args: FnArgs) -> None:
         # The Tuner's best values (KerasTuner's HyperParameters config) replace the configured ones.
         training = hparams.with_hyperparameters(training, fn_args.hyperparameters.get('values'))
     logging.info('Training with %s', training)
-    train_and_export(fn_args.train_files, fn_args.eval_files, fn_args.transform_output, fn_args.serving_model_dir,
+    train_and_export(fn_args.train_files, fn_args.eval_files, fn_args.transform_graph_path, fn_args.serving_model_dir,
                      fn_args.model_run_dir, training, fn_args.base_model if training.warm_start else None)

@@ -66,6 +66,16 @@ class PetsegTuner(kt.Tuner):
         logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: best %s %.4f', trial.trial_id, OBJECTIVE, best)
         return {OBJECTIVE: best}
 
+    def search(self, *args, **kwargs):
+        # KerasTuner logs a failing trial and goes on; with every trial failed it would still hand the Trainer
+        # the search space's defaults as "best". Fail the Tuner instead, with the first trial's error.
+        super().search(*args, **kwargs)
+        trials = list(self.oracle.trials.values())
+        if not any(t.status == kt.engine.trial.TrialStatus.COMPLETED for t in trials):
+            messages = [t.message for t in trials if getattr(t, 'message', None)]
+            raise RuntimeError(f'Every one of the {len(trials)} tuning trials failed; the first error: '
+                               f'{messages[0] if messages else "see the log"}')
+
 
 def trial_training(custom_config: Dict[str, Any]) -> TrainingConfig:
     """The training settings of one trial: the Trainer's, with the tuning section's epochs and steps."""
@@ -83,7 +93,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     """TFX Tuner entry point.
 
     Args:
-      fn_args: transformed train/eval files, the Transform output, a working dir and the custom_config
+      fn_args: transformed train/eval files, the Transform graph, a working dir and the custom_config
         (`training` settings plus `tuning`: max_trials, trial_epochs, trial_steps_per_epoch).
 
     Returns:
@@ -91,6 +101,6 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     """
     tuning = (fn_args.custom_config or {}).get(TUNING_KEY) or {}
     tuner = PetsegTuner(trial_training(fn_args.custom_config), fn_args.train_files, fn_args.eval_files,
-                        fn_args.transform_output, max_trials=int(tuning.get('max_trials', 4)),
+                        fn_args.transform_graph_path, max_trials=int(tuning.get('max_trials', 4)),
                         directory=fn_args.working_dir, project_name='petseg_tuning', overwrite=True)
     return TunerFnResult(tuner=tuner, fit_kwargs={})

@@ -144,23 +144,23 @@ def _blessing_reasons(evaluation_uri: str, gates, candidate: Dict[str, float], b
     return reasons
 
 
-def read_history(model_run_uri: str) -> Dict[str, List[float]]:
-    """The Trainer's per-epoch metrics (`history.json` in its ModelRun); {} when it wrote none."""
-    path = os.path.join(model_run_uri, HISTORY_FILE)
+def _read_model_run_json(model_run_uri: str, name: str):
+    path = os.path.join(model_run_uri, name)
     if not tf.io.gfile.exists(path):
         return {}
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
+
+
+def read_history(model_run_uri: str) -> Dict[str, List[float]]:
+    """The Trainer's per-epoch metrics (`history.json` in its ModelRun); {} when it wrote none."""
+    return _read_model_run_json(model_run_uri, HISTORY_FILE)
 
 
 def read_trained_settings(model_run_uri: str) -> Dict[str, object]:
     """The settings the Trainer trained with (`training.json`: the config with the Tuner's values applied); {}
     for runs that wrote none."""
-    path = os.path.join(model_run_uri, TRAINED_SETTINGS_FILE)
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    return _read_model_run_json(model_run_uri, TRAINED_SETTINGS_FILE)
 
 
 def _final_epoch(model_run_uri: str) -> Dict[str, float]:

@@ -19,7 +19,7 @@ def searched(scenario, tmp_path_factory):
                                              'tuning.trial_steps_per_epoch': 1})
     fn_args = FnArgs(train_files=[os.path.join(paths.split_dir(examples, 'train'), '*')],
                      eval_files=[os.path.join(paths.split_dir(examples, 'eval'), '*')],
-                     transform_output=paths.version_dir(os.path.join(transform, 'transform_graph')),
+                     transform_graph_path=paths.version_dir(os.path.join(transform, 'transform_graph')),
                      working_dir=str(tmp_path_factory.mktemp('tuning')), custom_config=config.to_tuner_custom_config())
     result = tune.tuner_fn(fn_args)
     result.tuner.search(**result.fit_kwargs)
@@ -40,3 +40,15 @@ def test_tuning_without_held_out_examples_is_refused(scenario):
     custom_config = scenario.config.to_tuner_custom_config()
     with pytest.raises(ValueError, match='validation_split > 0'):
         tune.trial_training(custom_config)
+
+
+def test_a_search_whose_trials_all_fail_fails_instead_of_handing_over_defaults(scenario, tmp_path):
+    config = scenario.config.with_overrides({'training.validation_split': 0.25, 'tuning.max_trials': 1})
+    fn_args = FnArgs(train_files=[str(tmp_path / 'missing-*')], eval_files=[str(tmp_path / 'missing-*')],
+                     transform_graph_path=paths.version_dir(os.path.join(scenario.root, 'pipeline_root', 'Transform',
+                                                                         'transform_graph')),
+                     working_dir=str(tmp_path / 'tuning'), custom_config=config.to_tuner_custom_config())
+    result = tune.tuner_fn(fn_args)
+    with pytest.raises(RuntimeError, match='(?s)Every one of the 1 tuning trials failed; the first error: '
+                                           '.*No transformed examples match'):
+        result.tuner.search(**result.fit_kwargs)

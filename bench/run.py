@@ -3,6 +3,12 @@
     .venv/bin/python -m bench.run                         # ~12 min on 2 CPU cores, generated data
     .venv/bin/python -m bench.run --num_train 32 --num_test 8 --epochs 2 --batch_size 8 --pipeline_epochs 2  # smoke
     .venv/bin/python -m bench.run --data_dir ~/tensorflow_datasets --encoder_weights ~/mobilenet_v2_..._128_no_top.h5
+    .venv/bin/python -m bench.run --source_dir ../shared/data/oxford-pets-real --preset real --sections quality ablation
+
+The end-to-end run is `local_runner.py` with `--preset` and every config flag given here (`--pipeline_epochs`
+sets its epochs); the training-speed section applies the benchmark's own defaults (`BENCH_OVERRIDES`) on top.
+The quality section trains the tutorial's code from scratch next to the end-to-end run's model, and the
+ablation retrains the Trainer once per settings variant (`bench/quality.py`).
 
 Measured, for this project vs the baseline (`bench/tutorial_baseline.py`) on the same images:
 training throughput and quality after the same epochs (same batch size, same frozen encoder weights: by
@@ -36,7 +42,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import measure, tutorial_baseline  # noqa: E402
+from bench import measure, quality, tutorial_baseline  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
 from pipeline import config as config_lib, flags, node_ids, platform, run_summary  # noqa: E402
@@ -52,18 +58,41 @@ BENCH_OVERRIDES = {'training.epochs': 8, 'training.batch_size': tutorial_baselin
                    'training.batchnorm_momentum': 0.9}
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Benchmark flags plus every setting of the pipeline's config (`pipeline/flags.py`), parsed into `args.config`."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+SECTIONS = ('speed', 'preprocessing', 'serving', 'evaluation', 'flops', 'quality', 'ablation')
+DEFAULT_SECTIONS = ('speed', 'preprocessing', 'serving', 'evaluation', 'flops', 'quality')
+
+
+def _add_bench_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(DEFAULT_SECTIONS),
+                        help='what to measure after the end-to-end run (default: all but ablation; flops needs speed)')
+    parser.add_argument('--ablation_variants', type=flags.positive_int,
+                        help='train only the first N ablation variants (default: all)')
+    parser.add_argument('--ablation_epochs', type=flags.positive_int,
+                        help="epochs of each ablation variant (default: the end-to-end run's)")
     parser.add_argument('--num_train', type=flags.positive_int, default=480, help='generated training images (default 480)')
     parser.add_argument('--num_test', type=flags.positive_int, default=120, help='generated eval images (default 120)')
     parser.add_argument('--pipeline_epochs', type=flags.positive_int,
                         help="epochs of the end-to-end run (default: the preset's)")
     parser.add_argument('--work_dir', default=os.path.join(ROOT, 'outputs', 'bench'), help='scratch (default outputs/bench)')
     parser.add_argument('--results_dir', default=RESULTS_DIR, help='where results go (default bench/results)')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Benchmark flags plus every setting of the pipeline's config (`pipeline/flags.py`): `args.pipeline_config`
+    (preset + flags, what the end-to-end run uses), `args.config` (with `BENCH_OVERRIDES`, for the speed
+    section) and `args.pipeline_flags` (the config flags as given, passed on to `local_runner.py`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_bench_flags(parser)
     flags.add_config_flags(parser, default_preset='default')
     args = parser.parse_args(argv)
+    if 'flops' in args.sections and 'speed' not in args.sections:
+        parser.error('--sections flops needs speed (achieved FLOP/s come from the measured training speed)')
     args.config = flags.config_from_args(args, parser, base_overrides=BENCH_OVERRIDES)
+    args.pipeline_config = flags.config_from_args(args, parser)
+    bench_only = argparse.ArgumentParser(add_help=False)
+    _add_bench_flags(bench_only)
+    args.pipeline_flags = bench_only.parse_known_args(argv)[1]
     return args
 
 
@@ -94,13 +123,18 @@ def _trained_encoder_weights(model_dir: str, path: str) -> str:
     return path
 
 
-def run_pipeline(config: config_lib.PipelineConfig, output_dir: str, epochs: Optional[int]) -> Dict:
-    """`local_runner.py` (default preset, the benchmark's data) in a child process: wall time, peak memory and
-    per-component seconds."""
+def run_pipeline(config: config_lib.PipelineConfig, output_dir: str, epochs: Optional[int],
+                 config_flags: Sequence[str] = ()) -> Dict:
+    """`local_runner.py` (the given config flags, the benchmark's data) in a child process: wall time, peak
+    memory and per-component seconds."""
     data = config.data
-    command = [sys.executable, os.path.join(ROOT, 'local_runner.py'), '--output_dir', output_dir, '--name', config.name]
+    command = [sys.executable, os.path.join(ROOT, 'local_runner.py'), *config_flags, '--output_dir', output_dir,
+               '--name', config.name]
     command += ['--epochs', str(epochs)] if epochs else []
-    command += ['--source_dir', data.source_dir] if data.source_dir else ['--data_dir', data.data_dir]
+    if data.source_dir:
+        command += ['--source_dir', data.source_dir]
+    elif data.data_dir:
+        command += ['--data_dir', data.data_dir]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     wall = time.perf_counter() - start
@@ -127,7 +161,7 @@ class _Inputs:
 def measure_pipeline(args: argparse.Namespace, config: config_lib.PipelineConfig, results: Dict) -> _Inputs:
     print('1/6 end-to-end local_runner.py ...', flush=True)
     pipeline_dir = os.path.join(args.work_dir, 'pipeline')
-    pipeline_run = run_pipeline(config, pipeline_dir, args.pipeline_epochs)
+    pipeline_run = run_pipeline(config, pipeline_dir, args.pipeline_epochs, args.pipeline_flags)
     summary = pipeline_run.pop('summary')
     results['pipeline'] = pipeline_run
     served_dir = summary.pushed_to or paths.serving_model_dir(summary.model_uri)
@@ -258,77 +292,183 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     results: Dict = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                      'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind(), 'tensorflow': tf.__version__},
                      'command': ' '.join(['python -m bench.run', *(sys.argv[1:] if argv is None else argv)]),
-                     'args': {k: v for k, v in vars(args).items() if k != 'config'},
+                     'args': {k: v for k, v in vars(args).items() if k not in ('config', 'pipeline_config')},
                      'config': dataclasses.asdict(config)}
     inputs = measure_pipeline(args, config, results)
-    project_model, training = measure_training(config, inputs, args.work_dir, results)
-    measure_preprocessing(inputs, args.work_dir, results)
-    # The exported model computes in float32 whatever the training precision; compare like with like.
-    keras_model = train.float32_twin(project_model, training)
-    measure_serving(inputs, keras_model, results)
-    measure_evaluation(inputs, keras_model, args.work_dir, results)
-    measure_flops(inputs, results)
+    sections = set(args.sections)
+    if 'speed' in sections:
+        project_model, training = measure_training(config, inputs, args.work_dir, results)
+        # The exported model computes in float32 whatever the training precision; compare like with like.
+        keras_model = train.float32_twin(project_model, training)
+    else:
+        # The end-to-end run's model, as a Keras model for the sections that call it directly.
+        keras_model = train.build_model(dataclasses.replace(args.pipeline_config.training, mixed_bfloat16=False),
+                                        base_model=inputs.served_dir)
+    if 'preprocessing' in sections:
+        measure_preprocessing(inputs, args.work_dir, results)
+    if 'serving' in sections:
+        measure_serving(inputs, keras_model, results)
+    if 'evaluation' in sections:
+        measure_evaluation(inputs, keras_model, args.work_dir, results)
+    if 'flops' in sections:
+        measure_flops(inputs, results)
+    if 'quality' in sections:
+        measure_quality(args, config, inputs, results)
+    if 'ablation' in sections:
+        measure_ablation(args, config, inputs, results)
     results['ratios'] = ratios(results)
     write_results(results, args.results_dir)
     return results
 
 
 def ratios(results: Dict) -> Dict[str, float]:
-    """The headline comparisons (higher is better unless the name says otherwise)."""
-    training, serving, pre = results['training'], results['serving'], results['preprocessing']
-    return {
-        'train_throughput_vs_baseline': training['project']['images_per_s'] / training['baseline']['images_per_s'],
-        'pixel_accuracy_points_vs_baseline': 100 * (training['project']['quality']['pixel_accuracy']
-                                                    - training['baseline']['quality']['pixel_accuracy']),
-        'mean_iou_points_vs_baseline': 100 * (training['project']['quality']['mean_iou']
-                                              - training['baseline']['quality']['mean_iou']),
-        'transform_1_worker_vs_tfdata': pre['transform_1_worker_images_per_s'] / pre['tfdata_images_per_s'],
-        'transform_2_workers_vs_tfdata': pre['transform_2_workers_images_per_s'] / pre['tfdata_images_per_s'],
-        'transform_1_worker_marginal_vs_tfdata': pre['transform_1_worker_marginal_images_per_s'] / pre['tfdata_images_per_s'],
-        'serving_p50_500x375_vs_predict (lower is better)': serving['serving_default_jpeg_500x375']['p50_ms']
-        / serving['model_predict_1']['p50_ms'],
-        'serving_p50_500x375_vs_model_call (lower is better)': serving['serving_default_jpeg_500x375']['p50_ms']
-        / serving['model_call_1']['p50_ms'],
-        'serving_batch32_vs_predict': serving['serving_default_batch32_images_per_s']
-        / serving['model_predict_batch32_images_per_s'],
-        'evaluator_vs_plain_loop (lower is better)': results['evaluation']['evaluator_s_per_1000']
-        / results['evaluation']['plain_loop_s_per_1000'],
-        'tfma_marginal_vs_plain_loop (lower is better)': results['evaluation']['tfma_marginal_s_per_1000']
-        / results['evaluation']['plain_loop_s_per_1000'],
-    }
+    """The headline comparisons of the sections that ran (higher is better unless the name says otherwise)."""
+    found: Dict[str, float] = {}
+    if 'training' in results:
+        training = results['training']
+        found.update({
+            'train_throughput_vs_baseline': training['project']['images_per_s'] / training['baseline']['images_per_s'],
+            'pixel_accuracy_points_vs_baseline': 100 * (training['project']['quality']['pixel_accuracy']
+                                                        - training['baseline']['quality']['pixel_accuracy']),
+            'mean_iou_points_vs_baseline': 100 * (training['project']['quality']['mean_iou']
+                                                  - training['baseline']['quality']['mean_iou'])})
+    if 'preprocessing' in results:
+        pre = results['preprocessing']
+        found.update({
+            'transform_1_worker_vs_tfdata': pre['transform_1_worker_images_per_s'] / pre['tfdata_images_per_s'],
+            'transform_2_workers_vs_tfdata': pre['transform_2_workers_images_per_s'] / pre['tfdata_images_per_s'],
+            'transform_1_worker_marginal_vs_tfdata': pre['transform_1_worker_marginal_images_per_s']
+            / pre['tfdata_images_per_s']})
+    if 'serving' in results:
+        serving = results['serving']
+        found.update({
+            'serving_p50_500x375_vs_predict (lower is better)': serving['serving_default_jpeg_500x375']['p50_ms']
+            / serving['model_predict_1']['p50_ms'],
+            'serving_p50_500x375_vs_model_call (lower is better)': serving['serving_default_jpeg_500x375']['p50_ms']
+            / serving['model_call_1']['p50_ms'],
+            'serving_batch32_vs_predict': serving['serving_default_batch32_images_per_s']
+            / serving['model_predict_batch32_images_per_s']})
+    if 'evaluation' in results:
+        evaluation = results['evaluation']
+        found.update({
+            'evaluator_vs_plain_loop (lower is better)': evaluation['evaluator_s_per_1000']
+            / evaluation['plain_loop_s_per_1000'],
+            'tfma_marginal_vs_plain_loop (lower is better)': evaluation['tfma_marginal_s_per_1000']
+            / evaluation['plain_loop_s_per_1000']})
+    if 'quality' in results:
+        project, tutorial = results['quality']['project']['quality'], results['quality']['tutorial']['quality']
+        found.update({
+            'from_scratch_pixel_accuracy_points_vs_tutorial_code': 100 * (project['pixel_accuracy']
+                                                                          - tutorial['pixel_accuracy']),
+            'from_scratch_mean_iou_points_vs_tutorial_code': 100 * (project['mean_iou'] - tutorial['mean_iou'])})
+    return found
+
+
+def measure_quality(args: argparse.Namespace, config: config_lib.PipelineConfig, inputs: _Inputs,
+                    results: Dict) -> None:
+    """The end-to-end run's model next to the tutorial's code trained from scratch on the same images."""
+    print('quality: the tutorial\'s code from scratch, same images and epochs ...', flush=True)
+    training = args.pipeline_config.training
+    epochs = args.pipeline_epochs or training.epochs
+    data = config.data
+    tutorial = quality.tutorial_side(data.source_dir, data.data_dir, os.path.join(args.work_dir, 'tutorial_quality'),
+                                     epochs, training.batch_size, inputs.eval_images, inputs.eval_masks, training.seed)
+    history = run_summary.read_history(inputs.summary.model_run_uri) if inputs.summary.model_run_uri else {}
+    results['quality'] = {
+        'preset': args.preset, 'epochs': epochs, 'batch_size': training.batch_size,
+        'num_eval': len(inputs.eval_images),
+        'project': {'quality': quality.score_saved_model(inputs.served_dir, inputs.eval_images, inputs.eval_masks),
+                    'epochs_trained': len(history.get('loss', [])), 'trainer_s': results['pipeline']['components_s'].get(
+                        node_ids.TRAINER), 'evaluator': inputs.summary.candidate_metrics},
+        'tutorial': tutorial}
+
+
+def measure_ablation(args: argparse.Namespace, config: config_lib.PipelineConfig, inputs: _Inputs,
+                     results: Dict) -> None:
+    """Retrains the Trainer once per settings variant on the end-to-end run's Transform output."""
+    print('ablation: one Trainer run per settings variant ...', flush=True)
+    training = args.pipeline_config.training
+    epochs = args.ablation_epochs or args.pipeline_epochs
+    if epochs:
+        training = dataclasses.replace(training, epochs=epochs, warmup_epochs=min(training.warmup_epochs, epochs - 1))
+    transform_root = os.path.join(inputs.pipeline_root, node_ids.TRANSFORM)
+    transformed = paths.version_dir(os.path.join(transform_root, 'transformed_examples'))
+    results['ablation'] = quality.ablation(
+        training, config_lib.preset('default').training,
+        tf.io.gfile.glob(os.path.join(paths.split_dir(transformed, 'train'), '*')),
+        tf.io.gfile.glob(os.path.join(paths.split_dir(transformed, 'eval'), '*')),
+        paths.version_dir(os.path.join(transform_root, 'transform_graph')), os.path.join(args.work_dir, 'ablation'),
+        inputs.eval_images, inputs.eval_masks, only=args.ablation_variants or 0)
+
+
+def _quality_lines(results: Dict) -> List[str]:
+    lines: List[str] = []
+    if 'quality' in results:
+        quality_run = results['quality']
+        sides = {'this project (`--preset ' + quality_run['preset'] + '`, the pipeline\'s model)': quality_run['project'],
+                 "the tutorial's code (encoder trainable)": quality_run['tutorial']}
+        metrics_shown = list(quality_run['project']['quality'])
+        lines += ['', f'Quality from random weights on the eval split ({quality_run["num_eval"]} images, never trained '
+                  f'or stopped on): {quality_run["epochs"]} epochs configured, batch {quality_run["batch_size"]}; '
+                  f'the project trained {quality_run["project"]["epochs_trained"]} (early stopping).', '',
+                  '| side | ' + ' | '.join(metrics_shown) + ' |', '|---|' + '---|' * len(metrics_shown)]
+        lines += [f'| {name} | ' + ' | '.join(f'{side["quality"][m]:.4f}' for m in metrics_shown) + ' |'
+                  for name, side in sides.items()]
+    if 'ablation' in results:
+        rows = results['ablation']
+        metrics_shown = list(rows[0]['quality'])
+        lines += ['', f'Ablation (the Trainer\'s code once per variant, {rows[0]["settings"]["epochs"]} epochs configured each, '
+                  'scored on the eval split; points vs the first row):', '',
+                  '| variant | epochs trained | seconds | ' + ' | '.join(metrics_shown) + ' | pixel acc. points | mean IoU points |',
+                  '|---|---|---|' + '---|' * (len(metrics_shown) + 2)]
+        first = rows[0]['quality']
+        for row in rows:
+            q = row['quality']
+            lines.append(f'| {row["variant"]} | {row["epochs_trained"]} | {row["seconds"]:.0f} | '
+                         + ' | '.join(f'{q[m]:.4f}' for m in metrics_shown)
+                         + f' | {100 * (q["pixel_accuracy"] - first["pixel_accuracy"]):+.1f}'
+                         f' | {100 * (q["mean_iou"] - first["mean_iou"]):+.1f} |')
+    return lines
 
 
 def _markdown(results: Dict) -> str:
-    training, pipeline_run = results['training'], results['pipeline']
+    pipeline_run = results['pipeline']
     lines = [f'# petseg benchmark, {results["date"]}', '',
              f'Machine: {results["machine"]}. Command: `{results["command"]}`', '', '| ratio | value |', '|---|---|']
     lines += [f'| {name} | {value:.2f} |' for name, value in results['ratios'].items()]
-    sides = [name for name in training if name != 'settings']
-    lines += ['', f'Training: same data, batch {training["settings"]["batch_size"]}, {training["settings"]["epochs"]} '
-              f'epochs, the same frozen encoder weights ({results["encoder_weights"]}); `project` uses TrainingConfig '
-              f'defaults '
-              f'(mixed_bfloat16={training["settings"]["mixed_bfloat16"]}); sides interleaved epoch by epoch.', '',
-              '| training | ' + ' | '.join(sides) + ' |', '|---|' + '---|' * len(sides),
-              '| images/s (median epoch after the first) | ' + ' | '.join(f'{training[s]["images_per_s"]:.1f}' for s in sides) + ' |']
-    for metric in training['project']['quality']:
-        lines.append(f'| {metric} | ' + ' | '.join(f'{training[s]["quality"][metric]:.4f}' for s in sides) + ' |')
-    lines += ['', '| preprocessing | images/s |', '|---|---|']
-    lines += [f'| {k} | {v:.1f} |' for k, v in results['preprocessing'].items()]
-    lines += ['', '| serving | p50 ms | p95 ms |', '|---|---|---|']
-    lines += [f'| {k} | {v["p50_ms"]:.1f} | {v["p95_ms"]:.1f} |' for k, v in results['serving'].items() if isinstance(v, dict)]
-    lines += [f'| {k} | {v:.1f} images/s | |' for k, v in results['serving'].items() if not isinstance(v, dict)]
-    lines += ['', f'Evaluator: {results["evaluation"]["evaluator_s_per_1000"]:.1f} s per 1,000 eval images '
-              f'(component wall time on {results["evaluation"]["num_eval"]} images, scaled); TFMA beyond its fixed '
-              f'cost: {results["evaluation"]["tfma_marginal_s_per_1000"]:.1f} s; plain predict-and-score loop: '
-              f'{results["evaluation"]["plain_loop_s_per_1000"]:.1f} s.', '',
-              f'End to end (`local_runner.py`, default preset on these images, '
+    if 'training' in results:
+        training = results['training']
+        sides = [name for name in training if name != 'settings']
+        lines += ['', f'Training: same data, batch {training["settings"]["batch_size"]}, {training["settings"]["epochs"]} '
+                  f'epochs, the same frozen encoder weights ({results["encoder_weights"]}); `project` uses TrainingConfig '
+                  f'defaults '
+                  f'(mixed_bfloat16={training["settings"]["mixed_bfloat16"]}); sides interleaved epoch by epoch.', '',
+                  '| training | ' + ' | '.join(sides) + ' |', '|---|' + '---|' * len(sides),
+                  '| images/s (median epoch after the first) | ' + ' | '.join(f'{training[s]["images_per_s"]:.1f}' for s in sides) + ' |']
+        for metric in training['project']['quality']:
+            lines.append(f'| {metric} | ' + ' | '.join(f'{training[s]["quality"][metric]:.4f}' for s in sides) + ' |')
+    if 'preprocessing' in results:
+        lines += ['', '| preprocessing | images/s |', '|---|---|']
+        lines += [f'| {k} | {v:.1f} |' for k, v in results['preprocessing'].items()]
+    if 'serving' in results:
+        lines += ['', '| serving | p50 ms | p95 ms |', '|---|---|---|']
+        lines += [f'| {k} | {v["p50_ms"]:.1f} | {v["p95_ms"]:.1f} |' for k, v in results['serving'].items() if isinstance(v, dict)]
+        lines += [f'| {k} | {v:.1f} images/s | |' for k, v in results['serving'].items() if not isinstance(v, dict)]
+    if 'evaluation' in results:
+        lines += ['', f'Evaluator: {results["evaluation"]["evaluator_s_per_1000"]:.1f} s per 1,000 eval images '
+                  f'(component wall time on {results["evaluation"]["num_eval"]} images, scaled); TFMA beyond its fixed '
+                  f'cost: {results["evaluation"]["tfma_marginal_s_per_1000"]:.1f} s; plain predict-and-score loop: '
+                  f'{results["evaluation"]["plain_loop_s_per_1000"]:.1f} s.']
+    lines += ['', f'End to end (`local_runner.py`, {results["args"]["preset"]} preset on these images, '
               f'{results["args"]["pipeline_epochs"] or "its"} epochs): '
               f'{pipeline_run["wall_s"]:.0f} s, peak RSS {pipeline_run["peak_rss_mb"]:.0f} MB; per component (s): '
-              + ', '.join(f'{k} {v}' for k, v in pipeline_run['components_s'].items()), '',
-              f'FLOPs per image: forward {results["flops"]["forward_flops_per_image"] / 1e9:.2f} G, training step '
-              f'{results["flops"]["train_flops_per_image"] / 1e9:.2f} G; achieved '
-              f'{results["flops"]["project_achieved_gflops"]:.1f} GFLOP/s (project), '
-              f'{results["flops"]["baseline_achieved_gflops"]:.1f} GFLOP/s (baseline).']
+              + ', '.join(f'{k} {v}' for k, v in pipeline_run['components_s'].items())]
+    if 'flops' in results:
+        lines += ['', f'FLOPs per image: forward {results["flops"]["forward_flops_per_image"] / 1e9:.2f} G, training step '
+                  f'{results["flops"]["train_flops_per_image"] / 1e9:.2f} G; achieved '
+                  f'{results["flops"]["project_achieved_gflops"]:.1f} GFLOP/s (project), '
+                  f'{results["flops"]["baseline_achieved_gflops"]:.1f} GFLOP/s (baseline).']
+    lines += _quality_lines(results)
     return '\n'.join(lines) + '\n'
 
 

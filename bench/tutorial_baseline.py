@@ -7,8 +7,8 @@ RandomFlips with one seed), `.cache().shuffle(1000).batch(64).repeat().map(Augme
 the pix2pix `upsample` blocks, `unet_model`, Adam and SparseCategoricalCrossentropy(from_logits).
 Differences: `tf_keras` instead of `tf.keras` (Keras 2), RandomFlip from `keras.layers` (the
 `experimental.preprocessing` path is gone), data from a TFDS builder the project prepares (so the
-same images are read), and two knobs the benchmark sets identically for both sides (encoder
-weights, BatchNorm momentum).
+same images are read), and knobs the benchmark sets identically for both sides (encoder
+weights, BatchNorm momentum, and whether the encoder trains: random encoder weights are useless frozen).
 
     python -m bench.tutorial_baseline --source_dir outputs/sample_data/pets_240_60_seed0 --epochs 3
 """
@@ -72,13 +72,13 @@ def upsample(filters, size, apply_dropout=False):
 
 
 def unet_model(output_channels: int, encoder_weights: Optional[str] = 'imagenet',
-               batchnorm_momentum: Optional[float] = None):
+               batchnorm_momentum: Optional[float] = None, train_encoder: bool = False):
     base_model = keras.applications.MobileNetV2(input_shape=[128, 128, 3], include_top=False, weights=encoder_weights)
     layer_names = ['block_1_expand_relu', 'block_3_expand_relu', 'block_6_expand_relu',
                    'block_13_expand_relu', 'block_16_project']
     base_model_outputs = [base_model.get_layer(name).output for name in layer_names]
     down_stack = keras.Model(inputs=base_model.input, outputs=base_model_outputs)
-    down_stack.trainable = False
+    down_stack.trainable = train_encoder
     up_stack = [upsample(512, 3), upsample(256, 3), upsample(128, 3), upsample(64, 3)]
 
     inputs = keras.layers.Input(shape=[128, 128, 3])
@@ -114,9 +114,10 @@ def input_pipelines(dataset, batch_size: int = BATCH_SIZE, buffer_size: int = BU
     return train_batches, test_batches
 
 
-def build_and_compile(encoder_weights: Optional[str], batchnorm_momentum: Optional[float] = None):
+def build_and_compile(encoder_weights: Optional[str], batchnorm_momentum: Optional[float] = None,
+                      train_encoder: bool = False):
     model = unet_model(output_channels=OUTPUT_CLASSES, encoder_weights=encoder_weights,
-                       batchnorm_momentum=batchnorm_momentum)
+                       batchnorm_momentum=batchnorm_momentum, train_encoder=train_encoder)
     model.compile(optimizer='adam', loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=['accuracy'])
     return model

@@ -13,8 +13,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 def test_bench_runs_on_tiny_sizes(tmp_path):
     results = run.main(['--num_train', '16', '--num_test', '8', '--epochs', '2', '--batch_size', '8', '--pipeline_epochs', '2',
                         '--work_dir', str(tmp_path / 'work'), '--results_dir', str(tmp_path / 'results')])
-    for section in ('pipeline', 'training', 'preprocessing', 'serving', 'evaluation', 'flops', 'ratios'):
+    for section in ('pipeline', 'training', 'preprocessing', 'serving', 'evaluation', 'flops', 'quality', 'ratios'):
         assert section in results
+    assert 'ablation' not in results, 'the ablation is opt-in'
     assert results['training']['baseline']['images_per_s'] > 0 and results['training']['project']['images_per_s'] > 0
     assert 0 <= results['training']['project']['quality']['mean_iou'] <= 1
     assert results['flops']['train_flops_per_image'] > results['flops']['forward_flops_per_image'] > 1e9
@@ -23,3 +24,21 @@ def test_bench_runs_on_tiny_sizes(tmp_path):
     assert sorted(os.path.splitext(f)[1] for f in written) == ['.json', '.md']
     stored = json.load(open(tmp_path / 'results' / [f for f in written if f.endswith('.json')][0]))
     assert stored['ratios'] == pytest.approx(results['ratios'])
+
+
+def test_quality_and_ablation_sections_alone(tmp_path):
+    results = run.main(['--preset', 'smoke', '--num_train', '16', '--num_test', '8', '--sections', 'quality', 'ablation',
+                        '--ablation_variants', '2', '--augment_scale', '0.2', '--validation_split', '0.25',
+                        '--early_stopping_patience', '1', '--work_dir', str(tmp_path / 'work'),
+                        '--results_dir', str(tmp_path / 'results')])
+    assert 'training' not in results and 'serving' not in results
+    quality = results['quality']
+    assert quality['preset'] == 'smoke' and quality['project']['epochs_trained'] == 1
+    for side in ('project', 'tutorial'):
+        assert set(quality[side]['quality']) == {'pixel_accuracy', 'mean_iou', 'iou_pet', 'iou_background', 'iou_border'}
+    assert [row['variant'] for row in results['ablation']] == ['as configured', 'no scale/rotation/shift augmentation']
+    assert results['ablation'][0]['settings']['augment_scale'] == 0.2
+    assert results['ablation'][1]['settings']['augment_scale'] == 0.0
+    assert 'from_scratch_pixel_accuracy_points_vs_tutorial_code' in results['ratios']
+    text = open(next((tmp_path / 'results').glob('*.md'))).read()
+    assert '| as configured | 1 |' in text and "the tutorial's code (encoder trainable)" in text

@@ -1,0 +1,109 @@
+"""Segmentation quality from scratch: this project next to the tutorial's code, and what each setting adds.
+
+Both sections read a finished pipeline run (`bench/run.py` starts one): its Transform output and eval split.
+- `tutorial_side`: the tutorial's own code (`bench/tutorial_baseline.py`: its loader, flip and model), its
+  encoder made trainable (a frozen random encoder learns nothing) with random weights like ours, the same
+  images, batch size and epochs; scored on the same eval images as the project's model.
+- `ablation`: the Trainer's own code (`modules.train.train_and_export`, export included) run once per
+  variant of the training settings, each scored on the eval split: the settings as configured, then one
+  change at a time (each augmentation off, constant learning rate, no early stopping, class weights
+  toggled, and the `default` preset's training settings).
+Every figure is pixel accuracy, mean IoU and per-class IoU on the eval split, which no side trains or
+stops on.
+"""
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from bench import measure, tutorial_baseline
+from modules import hparams, metrics, signatures, train
+from modules.hparams import TrainingConfig
+
+
+class _EpochLog(logging.Handler):
+    """Collects the Trainer's one-line-per-epoch progress records, for the results."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def score_saved_model(model_dir: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 32) -> Dict[str, float]:
+    """Scores an exported model's `segment` function (transformed images -> logits) on decoded eval images."""
+    loaded = tf.saved_model.load(model_dir)  # kept referenced: its functions read its variables
+    segment = signatures.segment_function(loaded)
+    predicted = np.concatenate([np.argmax(segment(tf.constant(images[i:i + batch_size])), -1)
+                                for i in range(0, len(images), batch_size)])
+    return metrics.numpy_scores(masks, predicted)
+
+
+def tutorial_side(source_dir: Optional[str], data_dir: Optional[str], work_dir: str, epochs: int, batch_size: int,
+                  images: np.ndarray, masks: np.ndarray, seed: int = 0) -> Dict:
+    """Trains the tutorial's code from random weights with its encoder trainable; returns its scores and time."""
+    keras.utils.set_random_seed(seed)
+    dataset, info = tutorial_baseline.load_dataset(source_dir, data_dir, os.path.join(work_dir, 'tfds'))
+    train_batches, _ = tutorial_baseline.input_pipelines(dataset, batch_size)
+    model = tutorial_baseline.build_and_compile(None, train_encoder=True)
+    steps = max(1, info.splits['train'].num_examples // batch_size)
+    start = time.perf_counter()
+    model.fit(train_batches, epochs=epochs, steps_per_epoch=steps, verbose=0)
+    return {'seconds': time.perf_counter() - start, 'epochs': epochs, 'quality': measure.score(model, images, masks)}
+
+
+def variants(training: TrainingConfig, default_training: TrainingConfig) -> List[Tuple[str, TrainingConfig]]:
+    """The ablation's settings: as configured, then one change each (skipping changes that change nothing)."""
+    no_stop = dict(early_stopping_patience=None, validation_split=0.0)
+    changes = [
+        ('no scale/rotation/shift augmentation', dict(augment_scale=0.0, augment_rotation=0.0, augment_shift=0.0)),
+        ('no colour jitter', dict(augment_color=0.0)),
+        ('no augmentation at all (not even the flip)', dict(augment_flip=False, augment_scale=0.0,
+                                                            augment_rotation=0.0, augment_shift=0.0, augment_color=0.0)),
+        ('constant learning rate, no warm-up', dict(lr_schedule='constant', warmup_epochs=0)),
+        ('no early stopping (all training images, last epoch)', no_stop),
+        ('class weights ' + ('off' if training.class_weights else 'on (2, 1, 2)'),
+         dict(class_weights=None if training.class_weights else (2.0, 1.0, 2.0))),
+        ('the default preset\'s training settings, same epochs',
+         dict(dataclasses.asdict(default_training), epochs=training.epochs, class_weights=default_training.class_weights)),
+    ]
+    configured = [('as configured', training)]
+    for name, change in changes:
+        varied = dataclasses.replace(training, **change)
+        if varied != training:
+            configured.append((name, varied))
+    return configured
+
+
+def ablation(training: TrainingConfig, default_training: TrainingConfig, train_files: List[str],
+             eval_files: List[str], transform_output: str, work_dir: str, images: np.ndarray, masks: np.ndarray,
+             only: int = 0) -> List[Dict]:
+    """Trains and scores each variant with the Trainer's code; `only` > 0 keeps the first `only` variants."""
+    rows = []
+    chosen = variants(training, default_training)
+    for index, (name, settings) in enumerate(chosen[:only] if only else chosen):
+        print(f'  ablation {index + 1}/{len(chosen)}: {name} ...', flush=True)
+        out = os.path.join(work_dir, f'ablation_{index}')
+        epoch_log = _EpochLog()
+        progress = logging.getLogger(hparams.PROGRESS_LOGGER)
+        progress.addHandler(epoch_log)
+        start = time.perf_counter()
+        try:
+            history = train.train_and_export(train_files, eval_files, transform_output, os.path.join(out, 'model'),
+                                             os.path.join(out, 'run'), settings)
+        finally:
+            progress.removeHandler(epoch_log)
+        rows.append({'variant': name, 'seconds': time.perf_counter() - start,
+                     'epochs_trained': len(history.get('loss', [])), 'epoch_log': epoch_log.lines,
+                     'settings': dataclasses.asdict(settings),
+                     'quality': score_saved_model(os.path.join(out, 'model'), images, masks)})
+        print(f'    {rows[-1]["quality"]}', flush=True)
+    return rows

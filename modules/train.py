@@ -12,6 +12,7 @@ device); `batch_size` is per replica, and only the chief writes the model, histo
 """
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -19,8 +20,9 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -96,25 +98,65 @@ class EpochHistory(keras.callbacks.Callback):
 
 
 class BestWeights(keras.callbacks.EarlyStopping):
-    """Early stopping on validation mean IoU that always ends with the best epoch's weights.
+    """Early stopping on validation mean IoU that ends with the best epoch's weights, also after a resume.
 
-    Keras' `restore_best_weights` restores only when it stops early; a run that trains every epoch keeps its
-    last weights, which on a few hundred images are often not the best.
+    With `state_dir` (the Trainer's backup directory) the best score, its epoch and its weights are saved
+    there whenever they change, so a run resumed from `BackupAndRestore` keeps a best epoch from before the
+    kill and counts the epochs without improvement from it, as the uninterrupted run would. They are saved
+    after the epoch's backup, so a kill between the two loses at most that epoch's claim to be the best.
     """
 
-    def __init__(self, patience: int):
+    STATE_FILE = 'best_weights.npz'
+
+    def __init__(self, patience: int, state_dir: Optional[str] = None):
         super().__init__(monitor='val_mean_iou', mode='max', patience=patience, restore_best_weights=True)
+        self._state_path = os.path.join(state_dir, self.STATE_FILE) if state_dir else None
+        self._writes = distribute.is_chief()  # decided once: TF_CONFIG does not change during training
+        self._resumed = False
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self._state_path or not tf.io.gfile.exists(self._state_path):
+            return
+        with tf.io.gfile.GFile(self._state_path, 'rb') as f:
+            state = np.load(io.BytesIO(f.read()))
+            self.best, self.best_epoch = float(state['best']), int(state['best_epoch'])
+            self.best_weights = [state[f'w{i}'] for i in range(int(state['num_weights']))]
+        self._resumed = True
+        logging.getLogger(hparams.PROGRESS_LOGGER).info(
+            'early stopping resumes: best val_mean_iou %.4f at epoch %d', self.best, self.best_epoch + 1)
+
+    def on_epoch_begin(self, epoch: int, logs=None):
+        if self._resumed:
+            # Keras resets the count at every improvement and adds one per other epoch, so it is the number of
+            # epochs finished since the best one.
+            self.wait, self._resumed = epoch - 1 - self.best_epoch, False
+
+    def on_epoch_end(self, epoch: int, logs=None):
+        kept = self.best_weights
+        super().on_epoch_end(epoch, logs)
+        if self._state_path and self._writes and self.best_weights is not kept:
+            self._save_state()
+
+    def _save_state(self) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, best=self.best, best_epoch=self.best_epoch, num_weights=len(self.best_weights),
+                 **{f'w{i}': w for i, w in enumerate(self.best_weights)})
+        # Written whole, then renamed: a kill mid-write leaves the previous state, never a torn one.
+        partial = self._state_path + '.partial'
+        tf.io.gfile.makedirs(os.path.dirname(self._state_path))
+        with tf.io.gfile.GFile(partial, 'wb') as f:
+            f.write(buffer.getvalue())
+        tf.io.gfile.rename(partial, self._state_path, overwrite=True)
 
     def on_train_end(self, logs=None):
-        super().on_train_end(logs)
-        if self.stopped_epoch == 0 and self.best_weights is not None:
-            logging.getLogger(hparams.PROGRESS_LOGGER).info(
-                'keeping the weights of epoch %d (best val_mean_iou %.4f)', self.best_epoch + 1, self.best)
-            self.model.set_weights(self.best_weights)
-        elif self.stopped_epoch:
-            logging.getLogger(hparams.PROGRESS_LOGGER).info(
-                'stopped early after epoch %d; keeping the weights of epoch %d (best val_mean_iou %.4f)',
-                self.stopped_epoch + 1, self.best_epoch + 1, self.best)
+        super().on_train_end(logs)  # sets the best epoch's weights, stopped early or not (tf_keras 2.16)
+        progress = logging.getLogger(hparams.PROGRESS_LOGGER)
+        if self.stopped_epoch:
+            progress.info('stopped early after epoch %d; keeping the weights of epoch %d (best val_mean_iou %.4f)',
+                          self.stopped_epoch + 1, self.best_epoch + 1, self.best)
+        elif self.best_weights is not None:
+            progress.info('keeping the weights of epoch %d (best val_mean_iou %.4f)', self.best_epoch + 1, self.best)
 
 
 def learning_rate_at(training: TrainingConfig, epoch: int) -> float:
@@ -127,14 +169,14 @@ def learning_rate_at(training: TrainingConfig, epoch: int) -> float:
     return training.learning_rate * 0.5 * (1 + math.cos(math.pi * (epoch - training.warmup_epochs) / decay_epochs))
 
 
-def training_callbacks(training: TrainingConfig) -> List[keras.callbacks.Callback]:
-    """The schedule and early stopping `training` asks for (both depend on the epoch only, so resuming is exact
-    for the schedule; early stopping starts counting afresh after a resume)."""
+def training_callbacks(training: TrainingConfig, state_dir: Optional[str] = None) -> List[keras.callbacks.Callback]:
+    """The schedule and early stopping `training` asks for; both resume exactly after a kill (the schedule
+    depends on the epoch only; early stopping keeps its state in `state_dir`, the backup directory)."""
     callbacks = []
     if training.lr_schedule != 'constant' or training.warmup_epochs:
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(training, epoch)))
     if training.early_stopping_patience is not None:
-        callbacks.append(BestWeights(training.early_stopping_patience))
+        callbacks.append(BestWeights(training.early_stopping_patience, state_dir))
     return callbacks
 
 
@@ -291,7 +333,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
             training.epochs)
     # Kept until the export below is done, so a kill during the export does not retrain either.
     # The schedule first, so that the epoch's learning rate ('lr') is in the logs the history keeps.
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False), *training_callbacks(training),
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False), *training_callbacks(training, backup_dir),
                  history]
     if chief:
         callbacks = [keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq='epoch'), *callbacks,

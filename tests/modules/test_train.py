@@ -82,6 +82,42 @@ def test_the_best_epochs_weights_are_kept_even_when_training_runs_to_the_end():
         np.testing.assert_array_equal(kept, wanted)
 
 
+def _early_stopping_run(model, scores, state_dir, first_epoch=0, patience=3):
+    """Feeds `scores` as the epochs' val_mean_iou, giving the model new weights each epoch, as fit would."""
+    best = train.BestWeights(patience=patience, state_dir=state_dir)
+    best.set_model(model)
+    best.on_train_begin()
+    for epoch, score in enumerate(scores, start=first_epoch):
+        best.on_epoch_begin(epoch)
+        model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+        best.on_epoch_end(epoch, {'val_mean_iou': score})
+        if model.stop_training:
+            break
+    best.on_train_end()
+    return best
+
+
+def test_early_stopping_resumes_with_its_best_epoch_and_count(tmp_path):
+    import tf_keras as keras
+    scores = [0.5, 0.7, 0.6, 0.65, 0.6, 0.6, 0.9]
+    whole = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    uninterrupted = _early_stopping_run(whole, scores, str(tmp_path / 'whole'))
+    assert (uninterrupted.best_epoch, uninterrupted.stopped_epoch) == (1, 4)
+
+    resumed_model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    _early_stopping_run(resumed_model, scores[:3], str(tmp_path / 'killed'))  # killed after epoch 3
+    resumed = _early_stopping_run(resumed_model, scores[3:], str(tmp_path / 'killed'), first_epoch=3)
+    assert (resumed.best, resumed.best_epoch, resumed.stopped_epoch) == (0.7, 1, 4), 'as if never killed'
+    for kept, wanted in zip(resumed_model.get_weights(), whole.get_weights()):
+        np.testing.assert_array_equal(kept, wanted)
+    assert np.all(resumed_model.get_weights()[0] == 1), "the weights of epoch 2, saved before the kill"
+
+    forgetful = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    _early_stopping_run(forgetful, scores[:3], None)
+    fresh = _early_stopping_run(forgetful, scores[3:], None, first_epoch=3)
+    assert fresh.best_epoch == 6, 'without a state directory the count starts afresh (what the state fixes)'
+
+
 def test_tuned_values_replace_the_configured_ones_and_unknown_names_are_refused():
     training = hparams.TrainingConfig(learning_rate=0.001, dropout=0.0)
     tuned = hparams.with_hyperparameters(training, {'learning_rate': 0.0005, 'augment_strength': 0.5})

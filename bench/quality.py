@@ -73,7 +73,7 @@ def variants(training: TrainingConfig, default_training: TrainingConfig) -> List
         ('class weights ' + ('off' if training.class_weights else 'on (2, 1, 2)'),
          dict(class_weights=None if training.class_weights else (2.0, 1.0, 2.0))),
         ('the default preset\'s training settings, same epochs',
-         dict(dataclasses.asdict(default_training), epochs=training.epochs, class_weights=default_training.class_weights)),
+         dict(dataclasses.asdict(default_training), epochs=training.epochs)),
     ]
     configured = [('as configured', training)]
     for name, change in changes:

@@ -50,15 +50,14 @@ class PetsegTuner(kt.Tuner):
         super().__init__(oracle=oracle, **kwargs)
         self._training = training
         self._train_files, self._eval_files = train_files, eval_files
-        self._transform_output = transform_output
+        self._transform_output = tft.TFTransformOutput(transform_output)
 
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         training = hparams.with_hyperparameters(self._training, trial.hyperparameters.values)
         logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: %s', trial.trial_id, trial.hyperparameters.values)
         model = train.build_model(training)
-        tf_transform_output = tft.TFTransformOutput(self._transform_output)
-        train_dataset, validation = train.datasets(training, self._train_files, self._eval_files, tf_transform_output,
-                                                   training.batch_size)
+        train_dataset, validation = train.datasets(training, self._train_files, self._eval_files,
+                                                   self._transform_output, training.batch_size)
         history = model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
                             validation_data=validation, validation_steps=training.validation_steps,
                             callbacks=train.training_callbacks(training), verbose=0)

@@ -7,14 +7,12 @@ hyperparameters, component timings, metrics of candidate and baseline, blessing 
 """
 
 import dataclasses
-import json
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
 from modules import keys, paths, signatures, visualize
-from modules.train import HISTORY_FILE
 from pipeline import run_summary
 from pipeline.config import PipelineConfig
 
@@ -32,7 +30,7 @@ def eval_file_names(records: List[bytes]) -> List[str]:
     return names
 
 
-def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 6) -> Optional[str]:
+def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 6) -> Tuple[Optional[str], List[str]]:
     """Draws Input / True Mask / Predicted Mask for the first `count` eval examples, each row titled with its file.
 
     Args:
@@ -42,27 +40,26 @@ def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 
       count: examples to show.
 
     Returns:
-      `path`, or None when there are no eval examples.
+      (`path`, the file names shown), or (None, []) when there are no eval examples.
     """
     records = paths.read_gzip_records(paths.split_dir(examples_uri, 'eval'), limit=count)
     if not records:
-        return None
+        return None, []
+    names = eval_file_names(records)
     model = tf.saved_model.load(model_dir)
     batch = tf.constant(records)
     transformed = model.signatures[signatures.TRANSFORM_FEATURES](examples=batch)
     logits = model.signatures[signatures.SERVING_TF_EXAMPLE](examples=batch)['logits']
-    return visualize.prediction_grid(transformed[keys.transformed_name(keys.IMAGE_KEY)].numpy(),
-                                     transformed[keys.transformed_name(keys.MASK_KEY)].numpy(),
-                                     tf.argmax(logits, -1).numpy(), path, names=eval_file_names(records))
+    drawn = visualize.prediction_grid(transformed[keys.transformed_name(keys.IMAGE_KEY)].numpy(),
+                                      transformed[keys.transformed_name(keys.MASK_KEY)].numpy(),
+                                      tf.argmax(logits, -1).numpy(), path, names=names)
+    return drawn, names
 
 
 def draw_training_curves(model_run_uri: str, path: str) -> Optional[str]:
     """Draws the curves from the Trainer's history.json; None when the run has none."""
-    history_path = os.path.join(model_run_uri, HISTORY_FILE)
-    if not tf.io.gfile.exists(history_path):
-        return None
-    with tf.io.gfile.GFile(history_path) as f:
-        return visualize.training_curves(json.load(f), path)
+    history = run_summary.read_history(model_run_uri)
+    return visualize.training_curves(history, path) if history else None
 
 
 def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures: List[str],
@@ -111,10 +108,9 @@ def write_run_report(summary: run_summary.RunSummary, config: PipelineConfig, re
     if summary.model_run_uri:
         pictures.append(draw_training_curves(summary.model_run_uri, os.path.join(report_dir, CURVES_FILE)))
     if summary.model_uri and summary.examples_uri:
-        pictures.append(draw_predictions(paths.serving_model_dir(summary.model_uri), summary.examples_uri,
-                                         os.path.join(report_dir, PREDICTIONS_FILE), num_examples))
-        shown = eval_file_names(paths.read_gzip_records(paths.split_dir(summary.examples_uri, 'eval'),
-                                                        limit=num_examples))
+        grid, shown = draw_predictions(paths.serving_model_dir(summary.model_uri), summary.examples_uri,
+                                       os.path.join(report_dir, PREDICTIONS_FILE), num_examples)
+        pictures.append(grid)
     path = os.path.join(report_dir, REPORT_FILE)
     with open(path, 'w') as f:
         f.write(_markdown(summary, config, [p for p in pictures if p], shown))

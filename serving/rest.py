@@ -64,16 +64,21 @@ def _check_image(data: bytes, where: str) -> None:
         raise BadRequest(f'{where}: not an image ({len(data)} bytes that no image format recognizes)') from None
 
 
-def parse_predict(body: Any, input_names: List[str], max_instances: int) -> Tuple[str, Dict[str, list], bool]:
-    """Reads a TF Serving predict request.
+def requested_signature(body: Any) -> str:
+    """The signature a predict request names in `signature_name`, else `serving_default` (as TF Serving)."""
+    return (body.get('signature_name') if isinstance(body, dict) else None) or signatures.SERVING_DEFAULT
+
+
+def parse_predict(body: Any, input_names: List[str], max_instances: int) -> Tuple[Dict[str, list], bool]:
+    """Reads a TF Serving predict request's inputs.
 
     Args:
       body: the decoded JSON body.
-      input_names: the signature's input names (known after `signature_name` is read; see `signature_of`).
+      input_names: the input names of the signature the request names (`requested_signature`).
       max_instances: the most instances one request may hold.
 
     Returns:
-      (signature name, {input name: list of values}, whether the request was in row format).
+      ({input name: list of values}, whether the request was in row format).
 
     Raises:
       BadRequest: naming what is wrong.
@@ -120,7 +125,7 @@ def parse_predict(body: Any, input_names: List[str], max_instances: int) -> Tupl
         if name in _IMAGE_INPUTS:
             for index, data in enumerate(values[name]):
                 _check_image(data, f'instance {index}')
-    return body.get('signature_name') or signatures.SERVING_DEFAULT, values, has_rows
+    return values, has_rows
 
 
 def _jsonable(array: np.ndarray) -> Any:
@@ -224,13 +229,12 @@ class Server:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             return _error(400, f'the body is not JSON ({e})')
         try:
-            name = body.get('signature_name') if isinstance(body, dict) else None
-            name = name or signatures.SERVING_DEFAULT
+            name = requested_signature(body)
             if name not in model.signatures:
                 raise BadRequest(f'no signature {name!r}; the model has {sorted(model.signatures)}')
             function = model.signatures[name]
             input_specs = function.structured_input_signature[1]
-            name, values, rows = parse_predict(body, sorted(input_specs), self.max_instances)
+            values, rows = parse_predict(body, sorted(input_specs), self.max_instances)
         except BadRequest as e:
             return _error(400, str(e))
         inputs = {key: tf.constant(values[key], dtype=spec.dtype) for key, spec in input_specs.items()}

@@ -21,9 +21,19 @@ B64 = base64.b64encode(JPEG).decode()
     {'inputs': [{'b64': B64}, {'b64': B64}]},
 ])
 def test_both_request_forms_give_the_image_bytes(body):
-    signature, values, rows = rest.parse_predict(body, ['image_bytes'], max_instances=4)
-    assert signature == 'serving_default' and values == {'image_bytes': [JPEG, JPEG]}
+    values, rows = rest.parse_predict(body, ['image_bytes'], max_instances=4)
+    assert values == {'image_bytes': [JPEG, JPEG]}
     assert rows == ('instances' in body)
+
+
+@pytest.mark.parametrize('body, signature', [
+    ({'instances': [{'b64': B64}]}, 'serving_default'),
+    ({'signature_name': '', 'instances': [{'b64': B64}]}, 'serving_default'),
+    ({'signature_name': 'serving_image', 'inputs': [{'b64': B64}]}, 'serving_image'),
+    ([1, 2], 'serving_default'),
+])
+def test_the_requested_signature_defaults_like_tf_serving(body, signature):
+    assert rest.requested_signature(body) == signature
 
 
 @pytest.mark.parametrize('body, message', [

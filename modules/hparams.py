@@ -60,6 +60,9 @@ class TrainingConfig:
     # Stop after this many epochs without a better validation mean IoU and keep the best epoch's weights
     # (None: train every epoch, keep the last weights).
     early_stopping_patience: Optional[int] = None
+    # Export: every prediction averages the logits of the image and of its mirror image (twice the inference
+    # compute; modules.signatures.segment_logits). Training is unchanged.
+    test_time_flip: bool = False
     steps_per_epoch: Optional[int] = None
     validation_steps: Optional[int] = None
     warm_start: bool = False

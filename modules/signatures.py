@@ -96,12 +96,24 @@ def _raw_feature_spec_without_label(tf_transform_output: tft.TFTransformOutput) 
     return spec
 
 
-def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> Dict:
+def segment_logits(model: keras.Model, images: tf.Tensor, test_time_flip: bool = False) -> tf.Tensor:
+    """The U-Net's logits for transformed images; with `test_time_flip`, the mean of the logits of the images
+    and of their mirror images, mirrored back (test-time flip augmentation: twice the compute)."""
+    logits = model(images, training=False)
+    if not test_time_flip:
+        return logits
+    mirrored = tf.reverse(model(tf.reverse(images, axis=[2]), training=False), axis=[2])
+    return (logits + mirrored) / 2.0
+
+
+def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+                    test_time_flip: bool = False) -> Dict:
     """Builds the four serving functions of the SavedModel.
 
     Args:
       model: trained U-Net taking `image_xf`.
       tf_transform_output: Transform's output.
+      test_time_flip: average each prediction with that of the mirrored image (`segment_logits`).
 
     Returns:
       {signature name: tf.function with an input signature}.
@@ -114,7 +126,7 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
         with tf.control_dependencies([tf.debugging.Assert(
                 tf.logical_not(empty), ['serving_default: a request holds empty image bytes'])]):
             raw = {keys.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])}
-        return tf.nn.softmax(model(model.tft_layer(raw)[image_xf], training=False), axis=-1)
+        return tf.nn.softmax(segment_logits(model, model.tft_layer(raw)[image_xf], test_time_flip), axis=-1)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
@@ -130,7 +142,7 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
     def serve_tf_examples(serialized):
         raw = tf.io.parse_example(serialized, _raw_feature_spec_without_label(tf_transform_output))
-        return {'logits': model(model.tft_layer(raw)[image_xf], training=False)}
+        return {'logits': segment_logits(model, model.tft_layer(raw)[image_xf], test_time_flip)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
     def transform_features(serialized):
@@ -147,23 +159,28 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
     }
 
 
-def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:
+def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str,
+                         test_time_flip: bool = False) -> None:
     """Saves `model` with its signatures and without optimizer state.
 
     Args:
       model: trained U-Net.
       tf_transform_output: Transform's output.
       export_dir: SavedModel directory (the Trainer's serving_model_dir).
+      test_time_flip: every signature and `segment` average with the mirrored image (`segment_logits`); the
+        Keras model itself (its weights, what a warm start loads) is the same either way.
     """
-    signatures = make_signatures(model, tf_transform_output)
+    signatures = make_signatures(model, tf_transform_output, test_time_flip)
     image_spec = tf.TensorSpec([None, keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.IMAGE_CHANNELS], tf.float32,
                                name=keys.transformed_name(keys.IMAGE_KEY))
-    setattr(model, SEGMENT_FUNCTION, tf.function(lambda image: model(image, training=False), input_signature=[image_spec]))
+    setattr(model, SEGMENT_FUNCTION, tf.function(lambda image: segment_logits(model, image, test_time_flip),
+                                                 input_signature=[image_spec]))
     model.save(export_dir, save_format='tf', signatures=signatures, include_optimizer=False, save_traces=False)
 
 
 def segment_function(loaded):
-    """The bare U-Net (transformed images -> logits) of a SavedModel loaded with `tf.saved_model.load`.
+    """The exported segmenter (transformed images -> logits, the test-time flip included where the model was
+    exported with it) of a SavedModel loaded with `tf.saved_model.load`.
 
     Models exported before `segment` existed are called as the restored Keras object they are.
     """

@@ -349,7 +349,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     if not chief:
         # Saving may read variables through collectives, so every worker saves; only the chief's copy is kept.
         scratch = tempfile.mkdtemp(prefix=f'petseg-{distribute.task_name()}-')
-        signatures.export_serving_model(export_model, tf_transform_output, scratch)
+        signatures.export_serving_model(export_model, tf_transform_output, scratch, training.test_time_flip)
         shutil.rmtree(scratch, ignore_errors=True)
         return history.values
     tf.io.gfile.makedirs(model_run_dir)
@@ -357,7 +357,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
         json.dump(history.values, f, indent=1)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINED_SETTINGS_FILE), 'w') as f:
         json.dump(training.to_custom_config(), f, indent=1)
-    signatures.export_serving_model(export_model, tf_transform_output, serving_model_dir)
+    signatures.export_serving_model(export_model, tf_transform_output, serving_model_dir, training.test_time_flip)
     tf.io.gfile.rmtree(backup_dir)
     return history.values
 

@@ -46,6 +46,8 @@ _HELP = {
     'training.validation_split': 'fraction of the training examples held out to validate on (0: the eval split)',
     'training.early_stopping_patience': 'stop after this many epochs without a better validation mean IoU and keep '
                                         'the best weights (needs --validation_split)',
+    'training.test_time_flip': 'the exported model averages each prediction with that of the mirrored image '
+                               '(twice the inference compute, in serving, TFLite and the Evaluator alike)',
     'tuning.tune': 'search learning rate, dropout, BatchNorm momentum and augmentation strength with the TFX Tuner '
                    '(KerasTuner) before training; the best values feed the Trainer (needs --validation_split)',
     'tuning.max_trials': 'hyperparameter combinations the Tuner tries',

@@ -3,8 +3,9 @@ predictions in the report.
 
 One smoke-sized run (a few steps per stage, ~5 min on 2 cores) of the real user path: the archive's GIF and RGBA
 PNG saved as .jpg are decoded (the RGBA one, a test-list image, is evaluated on; the GIF's trimap marks no pet
-pixel, so that pair is skipped and named), the Tuner's best values reach the Trainer, and the report's
-prediction grid shows real eval photos.
+pixel, so that pair is skipped and named), the Tuner's best values reach the Trainer, the pushed model averages
+with the mirrored image (the `real` preset's test-time flip) in every signature, and the report's prediction
+grid shows real eval photos.
 """
 
 import glob
@@ -16,7 +17,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from modules import hparams, keys, paths, train
+import numpy as np
+
+from modules import hparams, keys, paths, signatures, train
 from pipeline import run_summary
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +33,7 @@ def real_run(real_pets, tmp_path_factory):
                output_dir, '--tflite_variants', '--augment_scale', '0.3', '--augment_rotation', '10',
                '--augment_color', '0.5', '--lr_schedule', 'cosine', '--validation_split', '0.1',
                '--early_stopping_patience', '2', '--tune', '--max_trials', '2', '--trial_epochs', '1',
-               '--trial_steps_per_epoch', '1']
+               '--trial_steps_per_epoch', '1', '--class_weights', '2', '1', '2', '--test_time_flip']
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_dir = os.path.join(output_dir, 'petseg')
@@ -76,3 +79,18 @@ def test_the_report_shows_predictions_on_real_photos(real_run, real_pets):
     assert os.path.exists(os.path.join(os.path.dirname(report), 'eval_predictions.png'))
     assert '## Training settings (as trained)' in text
     assert os.path.exists(os.path.join(summary.model_run_uri, train.TRAINED_SETTINGS_FILE))
+
+
+def test_the_pushed_model_predicts_with_the_test_time_flip_in_every_signature(real_run):
+    _, summary, _ = real_run
+    model = tf.saved_model.load(summary.pushed_to)
+    records = tf.constant(paths.read_gzip_records(paths.split_dir(summary.examples_uri, 'eval'), limit=4))
+    images = model.signatures[signatures.TRANSFORM_FEATURES](examples=records)[keys.transformed_name(keys.IMAGE_KEY)]
+    segment = signatures.segment_function(model)
+    logits = segment(images).numpy()
+    # Averaging with the mirror image's prediction makes the model mirror-symmetric, which no trained U-Net is.
+    np.testing.assert_allclose(tf.reverse(segment(tf.reverse(images, [2])), [2]).numpy(), logits, atol=1e-4)
+    served = model.signatures[signatures.SERVING_TF_EXAMPLE](examples=records)['logits'].numpy()
+    np.testing.assert_allclose(served, logits, atol=1e-4)
+    trained = run_summary.read_trained_settings(summary.model_run_uri)
+    assert trained['test_time_flip'] and trained['class_weights'] == [2.0, 1.0, 2.0]

@@ -48,3 +48,15 @@ def test_error_reason_is_the_line_that_names_the_problem():
         'call last):\n<stack traces unavailable>\njpeg::Uncompress failed. Invalid JPEG data or crop window.\n'
         '\t [[{{node map/while/cond/decode_image/DecodeImage}}]] [Op:__inference_signature_wrapper_11395]'))
     assert signatures.error_reason(from_a_savedmodel) == 'jpeg::Uncompress failed. Invalid JPEG data or crop window.'
+
+
+def test_the_test_time_flip_averages_with_the_mirror_images_prediction():
+    import tf_keras as keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Conv2D(keys.NUM_CLASSES, 3, padding='same', input_shape=(8, 8, 3))])
+    images = tf.random.uniform((2, 8, 8, 3), seed=1)
+    mirrored = tf.reverse(model(tf.reverse(images, [2])), [2])
+    flipped = signatures.segment_logits(model, images, test_time_flip=True)
+    np.testing.assert_allclose(flipped, (model(images) + mirrored) / 2, atol=1e-6)
+    np.testing.assert_allclose(signatures.segment_logits(model, images), model(images), atol=1e-6)
+    assert not np.allclose(model(images), mirrored, atol=1e-3), 'a random convolution is not mirror-symmetric'

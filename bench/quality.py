@@ -38,11 +38,17 @@ class _EpochLog(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def score_saved_model(model_dir: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 32) -> Dict[str, float]:
-    """Scores an exported model's `segment` function (transformed images -> logits) on decoded eval images."""
+def score_saved_model(model_dir: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 32,
+                      mirror: bool = False) -> Dict[str, float]:
+    """Scores an exported model's `segment` function (transformed images -> logits) on decoded eval images;
+    `mirror` averages its logits with those of the mirrored images, as `test_time_flip` exports do."""
     loaded = tf.saved_model.load(model_dir)  # kept referenced: its functions read its variables
     segment = signatures.segment_function(loaded)
-    predicted = np.concatenate([np.argmax(segment(tf.constant(images[i:i + batch_size])), -1)
+
+    def logits(batch):
+        plain = segment(tf.constant(batch))
+        return (plain + tf.reverse(segment(tf.constant(batch[:, :, ::-1])), axis=[2])) / 2.0 if mirror else plain
+    predicted = np.concatenate([np.argmax(logits(images[i:i + batch_size]), -1)
                                 for i in range(0, len(images), batch_size)])
     return metrics.numpy_scores(masks, predicted)
 
@@ -70,6 +76,8 @@ def variants(training: TrainingConfig, default_training: TrainingConfig) -> List
                                                             augment_rotation=0.0, augment_shift=0.0, augment_color=0.0)),
         ('constant learning rate, no warm-up', dict(lr_schedule='constant', warmup_epochs=0)),
         ('no early stopping (all training images, last epoch)', no_stop),
+        ('early stopping on 10% held out (patience 10)', dict(validation_split=0.1, early_stopping_patience=10)
+         if training.early_stopping_patience is None else {}),
         ('class weights ' + ('off' if training.class_weights else 'on (2, 1, 2)'),
          dict(class_weights=None if training.class_weights else (2.0, 1.0, 2.0))),
         ('the default preset\'s training settings, same epochs',
@@ -86,7 +94,10 @@ def variants(training: TrainingConfig, default_training: TrainingConfig) -> List
 def ablation(training: TrainingConfig, default_training: TrainingConfig, train_files: List[str],
              eval_files: List[str], transform_output: str, work_dir: str, images: np.ndarray, masks: np.ndarray,
              only: int = 0) -> List[Dict]:
-    """Trains and scores each variant with the Trainer's code; `only` > 0 keeps the first `only` variants."""
+    """Trains and scores each variant with the Trainer's code; `only` > 0 keeps the first `only` variants.
+
+    Each model is exported without the test-time flip and scored both ways (`quality_by_test_time_flip`), so
+    one training gives the flip's effect too; `quality` is the way the variant's settings ask for."""
     rows = []
     chosen = variants(training, default_training)
     for index, (name, settings) in enumerate(chosen[:only] if only else chosen):
@@ -98,12 +109,15 @@ def ablation(training: TrainingConfig, default_training: TrainingConfig, train_f
         start = time.perf_counter()
         try:
             history = train.train_and_export(train_files, eval_files, transform_output, os.path.join(out, 'model'),
-                                             os.path.join(out, 'run'), settings)
+                                             os.path.join(out, 'run'), dataclasses.replace(settings, test_time_flip=False))
         finally:
             progress.removeHandler(epoch_log)
-        rows.append({'variant': name, 'seconds': time.perf_counter() - start,
+        seconds = time.perf_counter() - start
+        by_flip = {flip: score_saved_model(os.path.join(out, 'model'), images, masks, mirror=flip == 'on')
+                   for flip in ('off', 'on')}
+        rows.append({'variant': name, 'seconds': seconds,
                      'epochs_trained': len(history.get('loss', [])), 'epoch_log': epoch_log.lines,
-                     'settings': dataclasses.asdict(settings),
-                     'quality': score_saved_model(os.path.join(out, 'model'), images, masks)})
+                     'settings': dataclasses.asdict(settings), 'quality_by_test_time_flip': by_flip,
+                     'quality': by_flip['on' if settings.test_time_flip else 'off']})
         print(f'    {rows[-1]["quality"]}', flush=True)
     return rows

@@ -410,7 +410,7 @@ def _quality_lines(results: Dict) -> List[str]:
         metrics_shown = list(quality_run['project']['quality'])
         lines += ['', f'Quality from random weights on the eval split ({quality_run["num_eval"]} images, never trained '
                   f'or stopped on): {quality_run["epochs"]} epochs configured, batch {quality_run["batch_size"]}; '
-                  f'the project trained {quality_run["project"]["epochs_trained"]} (early stopping).', '',
+                  f'the project trained {quality_run["project"]["epochs_trained"]}.', '',
                   '| side | ' + ' | '.join(metrics_shown) + ' |', '|---|' + '---|' * len(metrics_shown)]
         lines += [f'| {name} | ' + ' | '.join(f'{side["quality"][m]:.4f}' for m in metrics_shown) + ' |'
                   for name, side in sides.items()]
@@ -419,15 +419,18 @@ def _quality_lines(results: Dict) -> List[str]:
         metrics_shown = list(rows[0]['quality'])
         lines += ['', f'Ablation (the Trainer\'s code once per variant, {rows[0]["settings"]["epochs"]} epochs configured each, '
                   'scored on the eval split; points vs the first row):', '',
-                  '| variant | epochs trained | seconds | ' + ' | '.join(metrics_shown) + ' | pixel acc. points | mean IoU points |',
-                  '|---|---|---|' + '---|' * (len(metrics_shown) + 2)]
+                  '| variant | epochs trained | seconds | ' + ' | '.join(metrics_shown) + ' | pixel acc. points | mean IoU points '
+                  '| pixel acc. / mean IoU with test-time flip off | on |',
+                  '|---|---|---|' + '---|' * (len(metrics_shown) + 4)]
         first = rows[0]['quality']
         for row in rows:
             q = row['quality']
             lines.append(f'| {row["variant"]} | {row["epochs_trained"]} | {row["seconds"]:.0f} | '
                          + ' | '.join(f'{q[m]:.4f}' for m in metrics_shown)
                          + f' | {100 * (q["pixel_accuracy"] - first["pixel_accuracy"]):+.1f}'
-                         f' | {100 * (q["mean_iou"] - first["mean_iou"]):+.1f} |')
+                         f' | {100 * (q["mean_iou"] - first["mean_iou"]):+.1f} | '
+                         + ' | '.join(f'{flip["pixel_accuracy"]:.4f} / {flip["mean_iou"]:.4f}'
+                                      for flip in row['quality_by_test_time_flip'].values()) + ' |')
     return lines
 
 

@@ -162,7 +162,7 @@ def test_help_documents_the_flags(capsys):
 
 
 def test_tuning_compiles_with_the_tuner_feeding_the_trainer(tmp_path):
-    spec = _compile(tmp_path, '--preset', 'real', '--tune', '--max_trials', '3')
+    spec = _compile(tmp_path, '--preset', 'real', '--tune', '--max_trials', '3', '--validation_split', '0.1')
     tasks = spec['pipelineSpec']['root']['dag']['tasks']
     assert 'Tuner' in tasks and 'Tuner' in tasks['Trainer']['dependentTasks']
     assert tasks['Trainer']['inputs']['artifacts']['hyperparameters']['taskOutputArtifact']['producerTask'] == 'Tuner'

@@ -105,6 +105,8 @@ def ablation(training: TrainingConfig, default_training: TrainingConfig, train_f
         out = os.path.join(work_dir, f'ablation_{index}')
         epoch_log = _EpochLog()
         progress = logging.getLogger(hparams.PROGRESS_LOGGER)
+        level = progress.level
+        progress.setLevel(logging.INFO)  # records below the effective level (WARNING) never reach a handler
         progress.addHandler(epoch_log)
         start = time.perf_counter()
         try:
@@ -112,6 +114,7 @@ def ablation(training: TrainingConfig, default_training: TrainingConfig, train_f
                                              os.path.join(out, 'run'), dataclasses.replace(settings, test_time_flip=False))
         finally:
             progress.removeHandler(epoch_log)
+            progress.setLevel(level)
         seconds = time.perf_counter() - start
         by_flip = {flip: score_saved_model(os.path.join(out, 'model'), images, masks, mirror=flip == 'on')
                    for flip in ('off', 'on')}

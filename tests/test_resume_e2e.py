@@ -21,7 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _command(output_dir):
-    return [sys.executable, 'local_runner.py', '--preset', 'smoke', '--output_dir', output_dir, '--epochs', '3']
+    # Early stopping on (patience above the epochs, so all three run): its state must survive the kill too.
+    return [sys.executable, 'local_runner.py', '--preset', 'smoke', '--output_dir', output_dir, '--epochs', '3',
+            '--validation_split', '0.25', '--early_stopping_patience', '5']
 
 
 def test_a_killed_trainer_resumes_from_its_last_epoch(tmp_path):
@@ -43,6 +45,8 @@ def test_a_killed_trainer_resumes_from_its_last_epoch(tmp_path):
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     lines = rerun.stdout.splitlines()
     assert any('resuming from the backup of an interrupted run: 1 of 3 epochs were done' in line for line in lines)
+    assert any('early stopping resumes: best val_mean_iou' in line and 'at epoch 1' in line for line in lines), \
+        rerun.stdout
     epochs = [line.strip().split(' (')[0] for line in lines if line.strip().startswith('epoch ')]
     assert epochs == ['epoch 2/3', 'epoch 3/3'], rerun.stdout
     run_dir = os.path.join(output_dir, 'petseg')

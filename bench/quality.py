@@ -111,7 +111,8 @@ def ablation(training: TrainingConfig, default_training: TrainingConfig, train_f
         start = time.perf_counter()
         try:
             history = train.train_and_export(train_files, eval_files, transform_output, os.path.join(out, 'model'),
-                                             os.path.join(out, 'run'), dataclasses.replace(settings, test_time_flip=False))
+                                             os.path.join(out, 'run'),
+                                             dataclasses.replace(settings, test_time_flip=False))
         finally:
             progress.removeHandler(epoch_log)
             progress.setLevel(level)

@@ -130,7 +130,7 @@ class BestWeights(keras.callbacks.EarlyStopping):
         if self._resumed:
             # Keras resets the count at every improvement and adds one per other epoch, so it is the number of
             # epochs finished since the best one.
-            self.wait, self._resumed = epoch - 1 - self.best_epoch, False
+            self.wait, self._resumed = max(0, epoch - 1 - self.best_epoch), False
 
     def on_epoch_end(self, epoch: int, logs=None):
         kept = self.best_weights
@@ -333,8 +333,8 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
             training.epochs)
     # Kept until the export below is done, so a kill during the export does not retrain either.
     # The schedule first, so that the epoch's learning rate ('lr') is in the logs the history keeps.
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False), *training_callbacks(training, backup_dir),
-                 history]
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+                 *training_callbacks(training, backup_dir), history]
     if chief:
         callbacks = [keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq='epoch'), *callbacks,
                      EpochProgress(training.epochs)]

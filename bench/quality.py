@@ -46,8 +46,7 @@ def score_saved_model(model_dir: str, images: np.ndarray, masks: np.ndarray, bat
     segment = signatures.segment_function(loaded)
 
     def logits(batch):
-        plain = segment(tf.constant(batch))
-        return (plain + tf.reverse(segment(tf.constant(batch[:, :, ::-1])), axis=[2])) / 2.0 if mirror else plain
+        return signatures.flip_averaged(segment, tf.constant(batch)) if mirror else segment(tf.constant(batch))
     predicted = np.concatenate([np.argmax(logits(images[i:i + batch_size]), -1)
                                 for i in range(0, len(images), batch_size)])
     return metrics.numpy_scores(masks, predicted)

@@ -19,7 +19,7 @@ variables; everything else calls the functions above).
 """
 
 import re
-from typing import Dict
+from typing import Callable, Dict
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -96,14 +96,19 @@ def _raw_feature_spec_without_label(tf_transform_output: tft.TFTransformOutput) 
     return spec
 
 
+def flip_averaged(predict: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor) -> tf.Tensor:
+    """The mean of `predict`'s logits for the images and for their mirror images, mirrored back (test-time
+    flip augmentation: twice the compute). `predict` maps a [B, H, W, C] batch to [B, H, W, classes]."""
+    mirrored = tf.reverse(predict(tf.reverse(images, axis=[2])), axis=[2])
+    return (predict(images) + mirrored) / 2.0
+
+
 def segment_logits(model: keras.Model, images: tf.Tensor, test_time_flip: bool = False) -> tf.Tensor:
-    """The U-Net's logits for transformed images; with `test_time_flip`, the mean of the logits of the images
-    and of their mirror images, mirrored back (test-time flip augmentation: twice the compute)."""
-    logits = model(images, training=False)
-    if not test_time_flip:
-        return logits
-    mirrored = tf.reverse(model(tf.reverse(images, axis=[2]), training=False), axis=[2])
-    return (logits + mirrored) / 2.0
+    """The U-Net's logits for transformed images; with `test_time_flip`, averaged with the mirror images'
+    (`flip_averaged`)."""
+    def predict(batch):
+        return model(batch, training=False)
+    return flip_averaged(predict, images) if test_time_flip else predict(images)
 
 
 def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput,

@@ -300,7 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         project_model, training = measure_training(config, inputs, args.work_dir, results)
         # The exported model computes in float32 whatever the training precision; compare like with like.
         keras_model = train.float32_twin(project_model, training)
-    else:
+    elif sections & {'serving', 'evaluation'}:
         # The end-to-end run's model, as a Keras model for the sections that call it directly.
         keras_model = train.build_model(dataclasses.replace(args.pipeline_config.training, mixed_bfloat16=False),
                                         base_model=inputs.served_dir)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import numpy as np
 
-from modules import hparams, keys, paths, signatures, train
+from modules import hparams, keys, paths, signatures, tflite, train
 from pipeline import run_summary
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def real_run(real_pets, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp('real_run'))
     command = [sys.executable, 'local_runner.py', '--preset', 'smoke', '--source_dir', real_pets, '--output_dir',
-               output_dir, '--tflite_variants', '--augment_scale', '0.3', '--augment_rotation', '10',
+               output_dir, '--tflite_variants', 'float32', 'int8', '--augment_scale', '0.3', '--augment_rotation', '10',
                '--augment_color', '0.5', '--lr_schedule', 'cosine', '--validation_split', '0.1',
                '--early_stopping_patience', '2', '--tune', '--max_trials', '2', '--trial_epochs', '1',
                '--trial_steps_per_epoch', '1', '--class_weights', '2', '1', '2', '--test_time_flip']
@@ -94,3 +94,16 @@ def test_the_pushed_model_predicts_with_the_test_time_flip_in_every_signature(re
     np.testing.assert_allclose(served, logits, atol=1e-4)
     trained = run_summary.read_trained_settings(summary.model_run_uri)
     assert trained['test_time_flip'] and trained['class_weights'] == [2.0, 1.0, 2.0]
+
+
+def test_the_test_time_flip_survives_the_tflite_conversion(real_run):
+    _, summary, _ = real_run
+    assert {name: v['passed'] for name, v in summary.tflite['variants'].items()} == {'float32': True, 'int8': True}, \
+        summary.tflite['variants']
+    segmenter = tflite.Segmenter(open(os.path.join(summary.pushed_to, 'tflite', 'float32.tflite'), 'rb').read())
+    model = tf.saved_model.load(summary.pushed_to)
+    records = tf.constant(paths.read_gzip_records(paths.split_dir(summary.examples_uri, 'eval'), limit=2))
+    images = model.signatures[signatures.TRANSFORM_FEATURES](examples=records)[keys.transformed_name(keys.IMAGE_KEY)]
+    for image in images.numpy():
+        # The mean of a prediction and its mirror's is mirror-symmetric; a converter that dropped the flip is not.
+        np.testing.assert_array_equal(segmenter.classes(image[:, ::-1]), segmenter.classes(image)[:, ::-1])

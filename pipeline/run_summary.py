@@ -9,7 +9,7 @@ the validation result (why a model was or was not blessed) and the Pusher's dest
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Collection, Dict, List, Optional, Set, Tuple
 
 import ml_metadata as mlmd
 import tensorflow as tf
@@ -167,12 +167,14 @@ def _final_epoch(model_run_uri: str) -> Dict[str, float]:
     return {name: values[-1] for name, values in read_history(model_run_uri).items() if values}
 
 
-def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
+def read_run_summary(metadata_path: str, pipeline_name: str, only: Optional[Collection[str]] = None) -> RunSummary:
     """Reads the newest run of `pipeline_name` from an SQLite MLMD database.
 
     Args:
       metadata_path: the run's metadata.db.
       pipeline_name: the pipeline's name.
+      only: node ids whose outputs are read (counts, anomalies, metrics, ...); default all. The list of
+        components and their states is always complete.
 
     Returns:
       The run's summary.
@@ -199,6 +201,7 @@ def read_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, '?'), seconds))
 
+    latest = {node: execution for node, execution in latest.items() if only is None or node in only}
     summary = RunSummary(run.name, components, {}, {}, None, [], None, None, None, None, {})
     if node_ids.EXAMPLE_GEN in latest:
         examples = _artifacts_by_key(store, latest[node_ids.EXAMPLE_GEN].id, (metadata_store_pb2.Event.OUTPUT,))
@@ -305,8 +308,8 @@ def serving_check_line(check: Dict[str, object]) -> str:
 
 
 def describe_node(metadata_path: str, pipeline_name: str, node_id: str) -> Tuple[str, str]:
-    """(state word, figure) of `node_id` in the newest run, for the console."""
-    summary = read_run_summary(metadata_path, pipeline_name)
+    """(state word, figure) of `node_id` in the newest run, for the console: only that node's outputs are read."""
+    summary = read_run_summary(metadata_path, pipeline_name, only=(node_id,))
     states = [c.state for c in summary.components if c.node_id == node_id]
     state = _STATE_WORDS.get(states[-1], states[-1].lower()) if states else 'ran'
     return state, component_figure(summary, node_id)

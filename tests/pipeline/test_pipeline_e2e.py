@@ -335,3 +335,16 @@ def test_tensorboard_gets_prediction_images(scenario):
     tags = {value.tag for path in event_files for event in tf.compat.v1.train.summary_iterator(path)
             for value in event.summary.value}
     assert 'eval_predictions' in tags
+
+
+def test_the_console_reads_only_the_finished_components_outputs(scenario):
+    metadata = os.path.join(scenario.root, 'metadata.db')
+    full = run_summary.read_run_summary(metadata, scenario.config.name)
+    pusher_only = run_summary.read_run_summary(metadata, scenario.config.name, only=('Pusher',))
+    assert pusher_only.components == full.components, 'every component and its state, whatever is read'
+    assert full.candidate_metrics and full.num_examples and full.serving_check
+    assert not pusher_only.candidate_metrics and not pusher_only.num_examples and not pusher_only.serving_check
+    for node in ('TfdsExampleGen', 'Trainer', 'Evaluator', 'ServingCheck', 'TfliteExport', 'Pusher'):
+        _, figure = run_summary.describe_node(metadata, scenario.config.name, node)
+        assert figure == run_summary.component_figure(full, node), node
+        assert figure or node in ('Trainer', 'TfliteExport'), f'{node} has a figure in every run'

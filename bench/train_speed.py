@@ -14,6 +14,10 @@ the best quartile (25th percentile) of step times, and each figure's ratio to th
 - `project_subpixel`: the same with `subpixel_upsampling` (sub-pixel transposed convolutions);
 - `project_bfloat16`: the same in mixed bfloat16, where it is not the default already.
 
+Then the tutorial's and the project's steps are profiled (`bench/step_profile.py`: time and FLOPs per op type,
+next to what one large matrix multiply reaches on this CPU in float32 and bfloat16), which says what bounds a
+step on the machine at hand.
+
 Writes `bench/results/train-speed-<date>.json` and `.md`, with the CPU kind.
 """
 
@@ -28,13 +32,13 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from typing import Dict, Optional, Sequence  # noqa: E402
+from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import tutorial_baseline  # noqa: E402
+from bench import step_profile, tutorial_baseline  # noqa: E402
 from bench.run import RESULTS_DIR, cpu_kind  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import hparams, train  # noqa: E402
@@ -73,8 +77,9 @@ def sides(mixed_default: bool, encoder_weights: str) -> Dict[str, keras.Model]:
 
 
 def interleaved_steps(models: Dict[str, keras.Model], dataset: tf.data.Dataset, steps: int,
-                      batch_size: int) -> Dict[str, Dict]:
-    """First-step seconds per side, then `steps` rounds of one timed step per side."""
+                      batch_size: int) -> Tuple[Dict[str, Dict], Dict[str, Tuple]]:
+    """First-step seconds per side, then `steps` rounds of one timed step per side; also returns each side's
+    (train function, iterator) for profiling."""
     functions, iterators, results = {}, {}, {}
     for name, model in models.items():
         iterators[name] = iter(dataset)
@@ -97,7 +102,23 @@ def interleaved_steps(models: Dict[str, keras.Model], dataset: tf.data.Dataset, 
         result['vs_tutorial_median'] = result['images_per_s_median'] / results['tutorial']['images_per_s_median']
         result['vs_tutorial_best_quartile'] = (result['images_per_s_best_quartile']
                                                / results['tutorial']['images_per_s_best_quartile'])
-    return results
+    return results, {name: (functions[name], iterators[name]) for name in models}
+
+
+def profiles(models: Dict[str, keras.Model], steppers: Dict[str, Tuple], names: Sequence[str], steps: int,
+             batch_size: int, work_dir: str) -> Dict:
+    """The machine's matrix-multiply rate in float32 and bfloat16, the project's transposed convolutions
+    timed alone, and a profile of each named side's step."""
+    profiled = {'matmul_gflops': {'float32': step_profile.matmul_gflops(tf.float32),
+                                  'bfloat16': step_profile.matmul_gflops(tf.bfloat16)},
+                'transposed_convolutions': step_profile.transposed_convolution_rates(models['project'], batch_size),
+                'sides': {}}
+    for name in names:
+        function, iterator = steppers[name]
+        profiled['sides'][name] = step_profile.profile_train_function(function, iterator, steps,
+                                                                      os.path.join(work_dir, 'profile', name))
+        print(f'{name}: profiled, {profiled["sides"][name]["achieved_gflops"]:.0f} GFLOP/s', flush=True)
+    return profiled
 
 
 def markdown(results: Dict) -> str:
@@ -112,7 +133,42 @@ def markdown(results: Dict) -> str:
         lines.append(f'| {name} | {r["first_step_s"]:.1f} | {r["images_per_s_median"]:.1f} | '
                      f'{r["vs_tutorial_median"]:.2f} | {r["images_per_s_best_quartile"]:.1f} | '
                      f'{r["vs_tutorial_best_quartile"]:.2f} |')
+    if results.get('profile'):
+        lines += profile_markdown(results['profile'])
     return '\n'.join(lines) + '\n'
+
+
+def profile_markdown(profiled: Dict) -> List[str]:
+    matmul = profiled['matmul_gflops']
+    lines = ['', '## Where a step\'s time goes', '',
+             f'One [2048, 2048] matrix multiply (the friendliest kernel) reaches {matmul["float32"]:.0f} GFLOP/s in '
+             f'float32 and {matmul["bfloat16"]:.0f} GFLOP/s in bfloat16 on this machine. Per side, a few steps '
+             'under `tf.profiler`: op time per type (summed over threads), tfprof\'s FLOPs of the ops that ran, '
+             'and the rate each type reaches. Op time is summed over the executor\'s threads: where two ops ran '
+             'at once, each had part of the cores, so a type\'s rate here is below what its kernels reach alone '
+             '(next table). Grappler\'s fused ops (`_Fused*`, the encoder\'s convolutions) carry no FLOP count, so '
+             'the achieved rate is a lower bound.', '']
+    for name, p in profiled['sides'].items():
+        lines += [f'**{name}**: {p["wall_s_per_step"]:.2f} s per step (profiled), {p["gflop_per_step"]:.0f} GFLOP '
+                  f'per step executed ({p["graph_gflop_per_step"]:.0f} in the traced graph), '
+                  f'**{p["achieved_gflops"]:.0f} GFLOP/s** = {p["achieved_gflops"] / matmul["float32"]:.0%} of the '
+                  'float32 matrix multiply.', '',
+                  '| op type | s per step | share of op time | GFLOP per step | GFLOP/s |', '|---|---|---|---|---|']
+        lines += [f'| {r["op_type"]} | {r["seconds_per_step"]:.3f} | {r["share_of_op_time"]:.1%} | '
+                  f'{r["gflop_per_step"]:.1f} | {r["gflops"]:.0f} |' for r in p['top_op_types']]
+        lines += [f'| (other types) | | {p["other_op_types_share"]:.1%} | | |', '']
+    rows = profiled.get('transposed_convolutions', [])
+    if rows:
+        lines += ['The project\'s transposed convolutions timed alone (forward, input and kernel gradients, the '
+                  'step\'s batch):', '',
+                  '| layer | input | filters | GFLOP | s | GFLOP/s | of the float32 matrix multiply |',
+                  '|---|---|---|---|---|---|---|']
+        lines += [f'| {r["layer"]} | {"x".join(map(str, r["input_shape"]))} | {r["filters"]} | {r["gflop"]:.1f} | '
+                  f'{r["seconds"]:.3f} | {r["gflops"]:.0f} | {r["gflops"] / matmul["float32"]:.0%} |' for r in rows]
+        total = sum(r['gflop'] for r in rows) / sum(r['seconds'] for r in rows)
+        lines += ['', f'All {len(rows)} together: {total:.0f} GFLOP/s, {total / matmul["float32"]:.0%} of the float32 '
+                  'matrix multiply.', '']
+    return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
@@ -120,18 +176,22 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser.add_argument('--num_train', type=int, default=64, help='generated training images (default 64)')
     parser.add_argument('--batch_size', type=int, default=tutorial_baseline.BATCH_SIZE)
     parser.add_argument('--steps', type=int, default=30, help='timed steps per side (default 30)')
+    parser.add_argument('--profile_steps', type=int, default=3,
+                        help='steps of the tutorial and the project profiled after the timed ones (0: none)')
     parser.add_argument('--results_dir', default=RESULTS_DIR)
     args = parser.parse_args(argv)
     mixed_default = train.use_mixed_bfloat16(hparams.TrainingConfig())
     with tempfile.TemporaryDirectory() as work_dir:
         dataset = batches(args.num_train, args.batch_size, work_dir)
         models = sides(mixed_default, random_encoder_weights(os.path.join(work_dir, 'encoder.h5')))
-        timed = interleaved_steps(models, dataset, args.steps, args.batch_size)
+        timed, steppers = interleaved_steps(models, dataset, args.steps, args.batch_size)
+        profiled = profiles(models, steppers, ('tutorial', 'project'), args.profile_steps, args.batch_size,
+                            work_dir) if args.profile_steps else {}
     now = datetime.datetime.now(datetime.timezone.utc)
     results = {'time': now.isoformat(timespec='seconds'), 'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind()},
                'command': ' '.join(['python -m bench.train_speed'] + list(sys.argv[1:] if argv is None else argv)),
                'settings': {'batch_size': args.batch_size, 'steps': args.steps, 'project_mixed_bfloat16': mixed_default},
-               'sides': timed}
+               'sides': timed, 'profile': profiled}
     os.makedirs(args.results_dir, exist_ok=True)
     stem = os.path.join(args.results_dir, f'train-speed-{now.date().isoformat()}')
     with open(stem + '.json', 'w') as f:

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from bench import run
+from bench import run, train_speed
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -44,3 +44,17 @@ def test_quality_and_ablation_sections_alone(tmp_path):
     assert 'from_scratch_pixel_accuracy_points_vs_tutorial_code' in results['ratios']
     text = open(next((tmp_path / 'results').glob('*.md'))).read()
     assert '| as configured | 1 |' in text and "the tutorial's code (encoder trainable)" in text
+
+
+def test_train_speed_times_and_profiles_every_side(tmp_path):
+    results = train_speed.main(['--num_train', '8', '--batch_size', '4', '--steps', '2', '--profile_steps', '1',
+                                '--results_dir', str(tmp_path)])
+    assert {'tutorial', 'project', 'project_subpixel'} <= set(results['sides'])
+    assert results['sides']['tutorial']['vs_tutorial_median'] == 1.0
+    assert all(len(side['step_s']) == 2 for side in results['sides'].values())
+    assert set(results['profile']['sides']) == {'tutorial', 'project'}
+    for profiled in results['profile']['sides'].values():
+        # The decoder's transposed convolutions are the bulk of the work on both sides.
+        assert 'Conv2DBackpropFilter' in {row['op_type'] for row in profiled['top_op_types']}
+        assert profiled['gflop_per_step'] > 4 * 1.0, 'over 1 GFLOP per image forward alone'
+    assert '## Where a step' in open(next(tmp_path.glob('train-speed-*.md'))).read()

@@ -1,0 +1,167 @@
+"""Two exact rewrites of the decoder's transposed convolutions, timed against the stock layer.
+
+    .venv/bin/python -m bench.upsample_rewrites            # ~3 min on 2 CPU cores
+
+- `gemm`: one matrix multiply of the input with all nine kernel taps, then a shift-and-add of the tap outputs
+  into the four output phases (`depth_to_space`): the same FLOPs as `Conv2DTranspose`, all in one GEMM.
+- `split_skip`: a layer that takes [decoder features, skip connection] convolves each part with its slice of
+  the kernel and adds, instead of convolving their concatenation; with a frozen encoder the skip part needs
+  no input gradient, so ~16% of the decoder's convolution FLOPs are never computed.
+
+Each is timed per layer of the U-Net (forward, input gradient of the decoder part, kernel gradient; batch 64)
+in turn with the stock layer, on the shapes `run_fn`'s model has. Writes `bench/results/upsample-rewrites-<date>`
+`.json` and `.md`, with the CPU kind.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+from bench.run import RESULTS_DIR, cpu_kind  # noqa: E402
+from modules import model as model_lib  # noqa: E402
+
+# (kernel row, input row offset) per output phase: phase 0 takes kernel row 0 from input row m and row 2 from
+# row m-1; phase 1 takes row 1 from row m (likewise for columns); see model.SubPixelConv2DTranspose.
+_PHASE_TAPS = (((0, 0), (2, 1)), ((1, 0),))
+
+
+def stock(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """Conv2DTranspose(kernel 3, stride 2, 'same', no bias) as Keras computes it; kernel [3, 3, out, in]."""
+    shape = tf.stack([tf.shape(x)[0], 2 * tf.shape(x)[1], 2 * tf.shape(x)[2], kernel.shape[2]])
+    return tf.nn.conv2d_transpose(x, kernel, shape, strides=2, padding='SAME')
+
+
+def gemm(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """The same function as `stock`: one GEMM over the nine taps, a shift-and-add into the output phases."""
+    batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    channels_in, channels_out = kernel.shape[3], kernel.shape[2]
+    taps = tf.matmul(tf.reshape(x, [-1, channels_in]),
+                     tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [channels_in, 9 * channels_out]))
+    taps = tf.split(tf.reshape(taps, [batch, height, width, 9 * channels_out]), 9, axis=-1)
+
+    def tap(row, column, row_offset, column_offset):
+        value = taps[row * 3 + column]
+        if row_offset or column_offset:
+            value = tf.pad(value, [[0, 0], [row_offset, 0], [column_offset, 0], [0, 0]])[:, :height, :width]
+        return value
+    phases = [tf.add_n([tap(row, column, dy, dx) for row, dy in _PHASE_TAPS[a] for column, dx in _PHASE_TAPS[b]])
+              for a in (0, 1) for b in (0, 1)]
+    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+
+
+def split_skip(decoder: tf.Tensor, skip: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """`stock` of the concatenation [decoder, skip], as the sum of each part's convolution with its slice."""
+    channels = decoder.shape[-1]
+    return stock(decoder, kernel[..., :channels]) + stock(skip, kernel[..., channels:])
+
+
+def decoder_shapes(image_size: int = 128) -> List[Dict]:
+    """Each transposed convolution of the U-Net: input size, decoder and skip channels, filters."""
+    unet = model_lib.build_unet(image_size)
+    layers = sorted((m for m in unet.submodules if isinstance(m, keras.layers.Conv2DTranspose)),
+                    key=lambda layer: layer.input_shape[1])
+    shapes, previous_filters = [], None
+    for layer in layers:
+        _, size, _, channels = layer.input_shape
+        decoder = previous_filters if previous_filters is not None else channels
+        shapes.append({'layer': layer.name, 'size': size, 'decoder_channels': decoder,
+                       'skip_channels': channels - decoder, 'filters': layer.filters})
+        previous_filters = layer.filters
+    return shapes
+
+
+def _seconds(function: Callable[[], List[tf.Tensor]]) -> float:
+    start = time.perf_counter()
+    [t.numpy() for t in function()]
+    return time.perf_counter() - start
+
+
+def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
+    """Median seconds of forward + decoder-input gradient + kernel gradient for each form, taken in turn."""
+    decoder = tf.random.uniform([batch_size, shape['size'], shape['size'], shape['decoder_channels']])
+    skip = tf.random.uniform([batch_size, shape['size'], shape['size'], shape['skip_channels']])
+    kernel = tf.Variable(tf.random.normal([3, 3, shape['filters'],
+                                           shape['decoder_channels'] + shape['skip_channels']], stddev=0.05))
+
+    def passes(forward):
+        @tf.function
+        def run():
+            with tf.GradientTape() as tape:
+                tape.watch(decoder)
+                loss = tf.reduce_sum(tf.square(forward()))
+            return tape.gradient(loss, [decoder, kernel])
+        return run
+    forms = {'stock': passes(lambda: stock(tf.concat([decoder, skip], -1), kernel)),
+             'gemm': passes(lambda: gemm(tf.concat([decoder, skip], -1), kernel))}
+    if shape['skip_channels']:
+        forms['split_skip'] = passes(lambda: split_skip(decoder, skip, kernel))
+    for run in forms.values():
+        _seconds(run)  # tracing
+    seconds = {name: [] for name in forms}
+    for _ in range(repeats):  # in turn, so that a slow phase of the machine hits every form alike
+        for name, run in forms.items():
+            seconds[name].append(_seconds(run))
+    row = dict(shape, **{f'{name}_s': float(np.median(s)) for name, s in seconds.items()})
+    for name in forms:
+        row[f'{name}_speedup'] = row['stock_s'] / row[f'{name}_s']
+    return row
+
+
+def markdown(results: Dict) -> str:
+    lines = [f'# Exact rewrites of the transposed convolutions, {results["time"]}', '',
+             f'Machine: {results["machine"]}. Command: `{results["command"]}`.', '',
+             'Median seconds of forward, decoder-input gradient and kernel gradient, batch '
+             f'{results["batch_size"]}; speed-up = stock seconds / rewrite seconds.', '',
+             '| layer | input | decoder + skip channels | filters | stock (s) | gemm (s) | x stock | split_skip (s) '
+             '| x stock |', '|---|---|---|---|---|---|---|---|---|']
+    for r in results['layers']:
+        split = (f'{r["split_skip_s"]:.3f} | {r["split_skip_speedup"]:.2f}' if 'split_skip_s' in r else '- | -')
+        lines.append(f'| {r["layer"]} | {r["size"]}x{r["size"]} | {r["decoder_channels"]} + {r["skip_channels"]} | '
+                     f'{r["filters"]} | {r["stock_s"]:.3f} | {r["gemm_s"]:.3f} | {r["gemm_speedup"]:.2f} | {split} |')
+    totals = results['totals']
+    lines += ['', f'All layers: gemm {totals["gemm_speedup"]:.2f}x the stock layers; split_skip on the layers with a '
+              f'skip {totals["split_skip_speedup"]:.2f}x.']
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--batch_size', type=int, default=64)
+    parser.add_argument('--repeats', type=int, default=5, help='timed rounds per layer (default 5)')
+    parser.add_argument('--results_dir', default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    rows = []
+    for shape in decoder_shapes():
+        rows.append(time_layer(shape, args.batch_size, args.repeats))
+        print(f'{shape["layer"]}: stock {rows[-1]["stock_s"]:.3f} s, gemm {rows[-1]["gemm_s"]:.3f} s', flush=True)
+    with_skip = [r for r in rows if 'split_skip_s' in r]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    results = {'time': now.isoformat(timespec='seconds'), 'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind()},
+               'command': ' '.join(['python -m bench.upsample_rewrites', *(sys.argv[1:] if argv is None else argv)]),
+               'batch_size': args.batch_size, 'layers': rows,
+               'totals': {'gemm_speedup': sum(r['stock_s'] for r in rows) / sum(r['gemm_s'] for r in rows),
+                          'split_skip_speedup': (sum(r['stock_s'] for r in with_skip)
+                                                 / sum(r['split_skip_s'] for r in with_skip))}}
+    os.makedirs(args.results_dir, exist_ok=True)
+    stem = os.path.join(args.results_dir, f'upsample-rewrites-{now.date().isoformat()}')
+    with open(stem + '.json', 'w') as f:
+        json.dump(results, f, indent=1)
+    with open(stem + '.md', 'w') as f:
+        f.write(markdown(results))
+    print(markdown(results))
+    return results
+
+
+if __name__ == '__main__':
+    main()

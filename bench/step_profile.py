@@ -51,7 +51,7 @@ def transposed_convolution_rates(model, batch_size: int, repeats: int = 5) -> Li
         inputs = tf.random.uniform([batch_size, height, width, channels])
         twin.build(inputs.shape)
 
-        @tf.function
+        @tf.function(autograph=False)  # plain graph code: tracing stays fast
         def passes(x, twin=twin):
             with tf.GradientTape() as tape:
                 tape.watch(x)

@@ -95,7 +95,7 @@ def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
                                            shape['decoder_channels'] + shape['skip_channels']], stddev=0.05))
 
     def passes(forward):
-        @tf.function
+        @tf.function(autograph=False)  # plain graph code: tracing stays fast
         def run():
             with tf.GradientTape() as tape:
                 tape.watch(decoder)

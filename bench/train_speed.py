@@ -27,9 +27,6 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
@@ -38,8 +35,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import step_profile, tutorial_baseline  # noqa: E402
-from bench.run import RESULTS_DIR, cpu_kind  # noqa: E402
+from bench import results_file, step_profile, tutorial_baseline  # noqa: E402
+from bench.run import RESULTS_DIR  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import hparams, train  # noqa: E402
 
@@ -187,18 +184,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         timed, steppers = interleaved_steps(models, dataset, args.steps, args.batch_size)
         profiled = profiles(models, steppers, ('tutorial', 'project'), args.profile_steps, args.batch_size,
                             work_dir) if args.profile_steps else {}
-    now = datetime.datetime.now(datetime.timezone.utc)
-    results = {'time': now.isoformat(timespec='seconds'), 'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind()},
-               'command': ' '.join(['python -m bench.train_speed'] + list(sys.argv[1:] if argv is None else argv)),
+    results = {**results_file.header('bench.train_speed', argv),
                'settings': {'batch_size': args.batch_size, 'steps': args.steps, 'project_mixed_bfloat16': mixed_default},
                'sides': timed, 'profile': profiled}
-    os.makedirs(args.results_dir, exist_ok=True)
-    stem = os.path.join(args.results_dir, f'train-speed-{now.date().isoformat()}')
-    with open(stem + '.json', 'w') as f:
-        json.dump(results, f, indent=1)
-    with open(stem + '.md', 'w') as f:
-        f.write(markdown(results))
-    print(markdown(results))
+    results_file.write(results, args.results_dir, 'train-speed', markdown(results))
     return results
 
 

@@ -18,9 +18,6 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
 
@@ -28,7 +25,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench.run import RESULTS_DIR, cpu_kind  # noqa: E402
+from bench import results_file  # noqa: E402
+from bench.run import RESULTS_DIR  # noqa: E402
 from modules import model as model_lib  # noqa: E402
 
 # (kernel row, input row offset) per output phase: phase 0 takes kernel row 0 from input row m and row 2 from
@@ -146,20 +144,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         rows.append(time_layer(shape, args.batch_size, args.repeats))
         print(f'{shape["layer"]}: stock {rows[-1]["stock_s"]:.3f} s, gemm {rows[-1]["gemm_s"]:.3f} s', flush=True)
     with_skip = [r for r in rows if 'split_skip_s' in r]
-    now = datetime.datetime.now(datetime.timezone.utc)
-    results = {'time': now.isoformat(timespec='seconds'), 'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind()},
-               'command': ' '.join(['python -m bench.upsample_rewrites', *(sys.argv[1:] if argv is None else argv)]),
-               'batch_size': args.batch_size, 'layers': rows,
+    results = {**results_file.header('bench.upsample_rewrites', argv), 'batch_size': args.batch_size, 'layers': rows,
                'totals': {'gemm_speedup': sum(r['stock_s'] for r in rows) / sum(r['gemm_s'] for r in rows),
                           'split_skip_speedup': (sum(r['stock_s'] for r in with_skip)
                                                  / sum(r['split_skip_s'] for r in with_skip))}}
-    os.makedirs(args.results_dir, exist_ok=True)
-    stem = os.path.join(args.results_dir, f'upsample-rewrites-{now.date().isoformat()}')
-    with open(stem + '.json', 'w') as f:
-        json.dump(results, f, indent=1)
-    with open(stem + '.md', 'w') as f:
-        f.write(markdown(results))
-    print(markdown(results))
+    results_file.write(results, args.results_dir, 'upsample-rewrites', markdown(results))
     return results
 
 

@@ -71,7 +71,8 @@ def transposed_convolution_rates(model, batch_size: int, repeats: int = 5) -> Li
 
 
 def op_flops(graph: tf.Graph) -> Dict[str, float]:
-    """FLOPs of each op of a graph with static shapes, by op name (tfprof's count; ops it does not count: none)."""
+    """FLOPs of each op of a graph with static shapes, by op name, as tfprof counts them (ops it has no count for
+    are left out)."""
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options['output'] = 'none'
     counted: Dict[str, float] = {}

@@ -1,6 +1,6 @@
 """Two exact rewrites of the decoder's transposed convolutions, timed against the stock layer.
 
-    .venv/bin/python -m bench.upsample_rewrites            # ~3 min on 2 CPU cores
+    .venv/bin/python -m bench.upsample_rewrites            # ~1.5 min on 2 CPU cores
 
 - `gemm`: one matrix multiply of the input with all nine kernel taps, then a shift-and-add of the tap outputs
   into the four output phases (`depth_to_space`): the same FLOPs as `Conv2DTranspose`, all in one GEMM.

@@ -1,28 +1,40 @@
-"""The results files of the step-level benchmarks: a header naming the machine and command, JSON and Markdown."""
+"""The benchmarks' results files: a header naming the machine (CPU kind) and command, JSON and Markdown."""
 
 import datetime
 import json
 import os
+import platform
 import sys
 from typing import Dict, Optional, Sequence
 
-from bench.run import cpu_kind
+
+def cpu_kind() -> Dict[str, object]:
+    """The processor's model name and its bfloat16 hardware: speed differs a lot between kinds."""
+    info = {'model_name': platform.processor() or platform.machine(), 'amx_bf16': False, 'avx512_bf16': False}
+    try:
+        with open('/proc/cpuinfo') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return info
+    names = [line.split(':', 1)[1].strip() for line in lines if line.startswith('model name')]
+    cpu_flags = next((line.split(':', 1)[1].split() for line in lines if line.startswith('flags')), [])
+    info.update(model_name=names[0] if names else info['model_name'], amx_bf16='amx_bf16' in cpu_flags,
+                avx512_bf16='avx512_bf16' in cpu_flags)
+    return info
 
 
 def header(module: str, argv: Optional[Sequence[str]]) -> Dict:
-    """time (UTC), machine (cores and CPU kind) and the command that produced a result."""
+    """date (UTC), machine (cores and CPU kind) and the command that produced a result."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    return {'time': now.isoformat(timespec='seconds'), 'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind()},
+    return {'date': now.isoformat(timespec='seconds'), 'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind()},
             'command': ' '.join([f'python -m {module}', *(sys.argv[1:] if argv is None else argv)])}
 
 
-def write(results: Dict, results_dir: str, name: str, text: str) -> str:
-    """Writes `<name>-<date>.json` and `.md` (the date of `results['time']`), prints the Markdown; returns the
-    JSON path."""
-    os.makedirs(results_dir, exist_ok=True)
-    stem = os.path.join(results_dir, f'{name}-{results["time"][:10]}')
+def write(results: Dict, stem: str, text: str) -> str:
+    """Writes `<stem>.json` and `<stem>.md`, prints the Markdown; returns the JSON path."""
+    os.makedirs(os.path.dirname(stem) or '.', exist_ok=True)
     with open(stem + '.json', 'w') as f:
-        json.dump(results, f, indent=1)
+        json.dump(results, f, indent=1, default=float)
     with open(stem + '.md', 'w') as f:
         f.write(text)
     print(text)

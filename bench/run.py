@@ -26,9 +26,6 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform as host  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -42,7 +39,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import measure, quality, tutorial_baseline  # noqa: E402
+from bench import measure, quality, results_file, tutorial_baseline  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
 from pipeline import config as config_lib, flags, node_ids, platform, run_summary  # noqa: E402
@@ -94,21 +91,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     _add_bench_flags(bench_only)
     args.pipeline_flags = bench_only.parse_known_args(argv)[1]
     return args
-
-
-def cpu_kind() -> Dict[str, object]:
-    """The processor's model name and its bfloat16 hardware: speed differs a lot between kinds."""
-    info = {'model_name': host.processor() or host.machine(), 'amx_bf16': False, 'avx512_bf16': False}
-    try:
-        with open('/proc/cpuinfo') as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return info
-    names = [line.split(':', 1)[1].strip() for line in lines if line.startswith('model name')]
-    cpu_flags = next((line.split(':', 1)[1].split() for line in lines if line.startswith('flags')), [])
-    info.update(model_name=names[0] if names else info['model_name'], amx_bf16='amx_bf16' in cpu_flags,
-                avx512_bf16='avx512_bf16' in cpu_flags)
-    return info
 
 
 def _trained_encoder_weights(model_dir: str, path: str) -> str:
@@ -289,11 +271,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         source_dir = os.path.join(args.work_dir, 'pets')
         sample_data.write_folders(source_dir, args.num_train, args.num_test, seed=0)
         config = config.with_overrides({'data.source_dir': source_dir})
-    results: Dict = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                     'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind(), 'tensorflow': tf.__version__},
-                     'command': ' '.join(['python -m bench.run', *(sys.argv[1:] if argv is None else argv)]),
-                     'args': {k: v for k, v in vars(args).items() if k not in ('config', 'pipeline_config')},
-                     'config': dataclasses.asdict(config)}
+    results: Dict = results_file.header('bench.run', argv)
+    results['machine']['tensorflow'] = tf.__version__
+    results.update(args={k: v for k, v in vars(args).items() if k not in ('config', 'pipeline_config')},
+                   config=dataclasses.asdict(config))
     inputs = measure_pipeline(args, config, results)
     sections = set(args.sections)
     if 'speed' in sections:
@@ -477,15 +458,7 @@ def _markdown(results: Dict) -> str:
 
 def write_results(results: Dict, results_dir: str) -> str:
     """Writes `<date>.json` and `<date>.md`; prints the Markdown; returns the JSON path."""
-    os.makedirs(results_dir, exist_ok=True)
-    stem = os.path.join(results_dir, results['date'][:10])
-    with open(stem + '.json', 'w') as f:
-        json.dump(results, f, indent=1, default=float)
-    text = _markdown(results)
-    with open(stem + '.md', 'w') as f:
-        f.write(text)
-    print(text)
-    return stem + '.json'
+    return results_file.write(results, os.path.join(results_dir, results['date'][:10]), _markdown(results))
 
 
 if __name__ == '__main__':

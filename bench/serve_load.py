@@ -10,7 +10,6 @@ its requests one after another on its own keep-alive connection. Writes
 import argparse
 import base64
 import concurrent.futures
-import datetime
 import http.client
 import json
 import os
@@ -22,7 +21,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bench.run import RESULTS_DIR, ROOT, cpu_kind
+from bench import results_file
+from bench.run import RESULTS_DIR, ROOT
 from components.serving_check import requests
 from pipeline import flags
 
@@ -102,22 +102,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     finally:
         server.terminate()
         server.wait(30)
-    results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-               'machine': {'cpus': os.cpu_count(), 'cpu': cpu_kind()},
-               'command': ' '.join(['python -m bench.serve_load', *(sys.argv[1:] if argv is None else argv)]),
-               'server_max_concurrency': args.max_concurrency, 'runs': runs}
-    os.makedirs(args.results_dir, exist_ok=True)
-    stem = os.path.join(args.results_dir, f'serving-load-{results["date"][:10]}')
-    with open(stem + '.json', 'w') as f:
-        json.dump(results, f, indent=1)
+    results = {**results_file.header('bench.serve_load', argv), 'server_max_concurrency': args.max_concurrency,
+               'runs': runs}
     lines = [f'# Local server load, {results["date"]}', '', f'Machine: {results["machine"]}. '
              f'Command: `{results["command"]}`; server --max_concurrency {args.max_concurrency}.', '',
              '| signature | clients x requests | errors | requests/s | p50 ms | p99 ms |', '|---|---|---|---|---|---|']
     lines += [f'| {r["signature"]} | {r["clients"]} x {r["requests"] // r["clients"]} | {r["errors"]} | '
               f'{r["requests_per_s"]} | {r["p50_ms"]} | {r["p99_ms"]} |' for r in runs]
-    with open(stem + '.md', 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+    results_file.write(results, os.path.join(args.results_dir, f'serving-load-{results["date"][:10]}'),
+                       '\n'.join(lines) + '\n')
     return results
 
 

@@ -119,7 +119,7 @@ def profiles(models: Dict[str, keras.Model], steppers: Dict[str, Tuple], names: 
 
 
 def markdown(results: Dict) -> str:
-    lines = [f'# Training speed, step by step, {results["time"]}', '',
+    lines = [f'# Training speed, step by step, {results["date"]}', '',
              f'Machine: {results["machine"]}. Command: `{results["command"]}`.', '',
              'Same architecture and batches; encoder frozen with the same random weights on every side; one step '
              'per side in turn. images/s from the median step and from the best quartile of steps; ratios are '
@@ -187,7 +187,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     results = {**results_file.header('bench.train_speed', argv),
                'settings': {'batch_size': args.batch_size, 'steps': args.steps, 'project_mixed_bfloat16': mixed_default},
                'sides': timed, 'profile': profiled}
-    results_file.write(results, args.results_dir, 'train-speed', markdown(results))
+    stem = os.path.join(args.results_dir, f'train-speed-{results["date"][:10]}')
+    results_file.write(results, stem, markdown(results))
     return results
 
 

@@ -117,7 +117,7 @@ def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
 
 
 def markdown(results: Dict) -> str:
-    lines = [f'# Exact rewrites of the transposed convolutions, {results["time"]}', '',
+    lines = [f'# Exact rewrites of the transposed convolutions, {results["date"]}', '',
              f'Machine: {results["machine"]}. Command: `{results["command"]}`.', '',
              'Median seconds of forward, decoder-input gradient and kernel gradient, batch '
              f'{results["batch_size"]}; speed-up = stock seconds / rewrite seconds.', '',
@@ -148,7 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                'totals': {'gemm_speedup': sum(r['stock_s'] for r in rows) / sum(r['gemm_s'] for r in rows),
                           'split_skip_speedup': (sum(r['stock_s'] for r in with_skip)
                                                  / sum(r['split_skip_s'] for r in with_skip))}}
-    results_file.write(results, args.results_dir, 'upsample-rewrites', markdown(results))
+    stem = os.path.join(args.results_dir, f'upsample-rewrites-{results["date"][:10]}')
+    results_file.write(results, stem, markdown(results))
     return results
 
 

@@ -133,23 +133,23 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
             raw = {keys.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])}
         return tf.nn.softmax(segment_logits(model, model.tft_layer(raw)[image_xf], test_time_flip), axis=-1)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
         probabilities = probabilities_of(image_bytes)
         return {'mask': tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8), 'probabilities': probabilities}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_full_size(image_bytes):
         probabilities = probabilities_of(image_bytes)
         sizes = tf.map_fn(image_size, image_bytes, fn_output_signature=tf.TensorSpec([2], tf.int32))
         return {'mask': full_size_masks(probabilities, sizes), 'height': sizes[:, 0], 'width': sizes[:, 1]}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
     def serve_tf_examples(serialized):
         raw = tf.io.parse_example(serialized, _raw_feature_spec_without_label(tf_transform_output))
         return {'logits': segment_logits(model, model.tft_layer(raw)[image_xf], test_time_flip)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
     def transform_features(serialized):
         raw = tf.io.parse_example(serialized, tf_transform_output.raw_feature_spec())
         return model.tft_layer(raw)
@@ -179,7 +179,7 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
     image_spec = tf.TensorSpec([None, keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.IMAGE_CHANNELS], tf.float32,
                                name=keys.transformed_name(keys.IMAGE_KEY))
     setattr(model, SEGMENT_FUNCTION, tf.function(lambda image: segment_logits(model, image, test_time_flip),
-                                                 input_signature=[image_spec]))
+                                                 input_signature=[image_spec], autograph=False))
     model.save(export_dir, save_format='tf', signatures=signatures, include_optimizer=False, save_traces=False)
 
 

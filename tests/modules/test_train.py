@@ -5,6 +5,8 @@ import logging
 
 import numpy as np
 import pytest
+import tensorflow as tf
+import tf_keras as keras
 
 from modules import hparams, keys, model as model_lib, train
 
@@ -45,6 +47,22 @@ def test_a_float32_model_is_exported_as_is():
     training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False)
     model = train.build_model(training)
     assert train.float32_twin(model, training) is model
+
+
+def test_the_trainers_adam_updates_weights_as_keras_adam_does():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(4, 3)).astype('float32')
+    gradients = [rng.normal(size=(4, 3)).astype('float32') for _ in range(6)]
+    updated = {}
+    for name, optimizer in {'trainer': train.optimizer(0.01), 'keras': keras.optimizers.Adam(0.01)}.items():
+        variable = tf.Variable(start)
+        for step, gradient in enumerate(gradients):
+            if step == 3:
+                keras.backend.set_value(optimizer.lr, 0.002)  # what LearningRateScheduler does between epochs
+            optimizer.apply_gradients([(tf.constant(gradient), variable)])
+        updated[name] = variable.numpy()
+    assert not np.allclose(updated['trainer'], start)
+    np.testing.assert_allclose(updated['trainer'], updated['keras'], rtol=1e-5, atol=1e-7)
 
 
 def test_epoch_progress_logs_one_line_per_epoch(caplog):

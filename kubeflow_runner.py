@@ -128,7 +128,7 @@ def vertex_options(args: argparse.Namespace) -> Optional[platform.VertexOptions]
 def beam_args(args: argparse.Namespace) -> List[str]:
     """Beam arguments for the chosen runner."""
     if args.beam_runner == 'direct':
-        return platform.direct_beam_args(args.direct_num_workers)
+        return platform.direct_beam_args(args.direct_num_workers, setup_file=None)
     _require(args, ('project', 'region', 'dataflow_temp_location'), '--beam_runner dataflow')
     return platform.dataflow_beam_args(args.project, args.region, args.dataflow_temp_location, args.image,
                                        args.dataflow_machine_type, args.dataflow_max_workers)

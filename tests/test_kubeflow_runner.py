@@ -51,6 +51,8 @@ def test_image_and_custom_executors(local_spec):
     assert _executor(local_spec, 'Trainer')['args'][1] == 'tfx.components.trainer.executor.GenericExecutor'
     for task in BEAM_COMPONENTS:
         assert '--direct_running_mode=multi_processing' in _executor(local_spec, task)['args']
+        # A path on the compiling machine means nothing in the container.
+        assert not [arg for arg in _executor(local_spec, task)['args'] if arg.startswith('--setup_file')]
 
 
 def test_infra_validator_is_refused_with_the_reason(capsys):

@@ -176,10 +176,12 @@ def convert_all(slim_model_dir: str, variants: Sequence[str], representative_ima
     workers = max(1, min(len(variants), os.cpu_count() or 1))
     if workers == 1:
         return {variant: convert(slim_model_dir, variant, representative_images) for variant in variants}
+    # int8 first: calibrating takes as long as the other two conversions together (~16 s vs ~6 + ~8 on 2 cores).
+    longest_first = sorted(variants, key=lambda variant: variant != 'int8')
     with futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as pool:
         jobs = {variant: pool.submit(convert, slim_model_dir, variant,
-                                     representative_images if variant == 'int8' else None) for variant in variants}
-        return {variant: job.result() for variant, job in jobs.items()}
+                                     representative_images if variant == 'int8' else None) for variant in longest_first}
+        return {variant: jobs[variant].result() for variant in variants}
 
 
 def scores(labels: Iterable[np.ndarray], predicted: Iterable[np.ndarray]) -> Dict[str, float]:

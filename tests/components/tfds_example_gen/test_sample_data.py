@@ -4,7 +4,8 @@ import hashlib
 import os
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageFilter
 
 from components.tfds_example_gen import sample_data
 
@@ -52,6 +53,16 @@ def test_pet_colours_separate_from_background():
     pet = image[trimap == sample_data.TRIMAP_PET].mean(axis=0)
     background = image[trimap == sample_data.TRIMAP_BACKGROUND].mean(axis=0)
     assert np.abs(pet - background).max() > 20
+
+
+@pytest.mark.parametrize('radius', [1, 2, 4])
+def test_the_border_band_is_pils_max_and_min_filter(radius):
+    # The trimap's border was made with PIL's rank filters; the separable form must draw the same band.
+    mask = Image.fromarray((np.random.default_rng(radius).random((37, 53)) > 0.7).astype(np.uint8) * 255)
+    inside = np.asarray(mask) > 0
+    for reduce, pil_filter in ((np.max, ImageFilter.MaxFilter), (np.min, ImageFilter.MinFilter)):
+        np.testing.assert_array_equal(sample_data._square_reduce(inside, radius, reduce),
+                                      np.asarray(mask.filter(pil_filter(2 * radius + 1))) > 0)
 
 
 def test_cli(tmp_path, capsys):

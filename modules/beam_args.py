@@ -1,4 +1,4 @@
-"""Beam pipeline arguments for the DirectRunner and Dataflow, shared by the TFX pipeline and batch prediction.
+"""Beam pipeline arguments for local runs and Dataflow, shared by the TFX pipeline and batch prediction.
 
 Below the pipeline layer (no TFX imports), so `modules.batch_predict` builds the same arguments as the
 pipeline's Beam components; `pipeline.platform` re-exports them.
@@ -13,11 +13,16 @@ CHECKOUT_SETUP_FILE = _CHECKOUT_SETUP_FILE if os.path.isfile(_CHECKOUT_SETUP_FIL
 
 
 def direct_beam_args(num_workers: int = 1, setup_file: Optional[str] = CHECKOUT_SETUP_FILE) -> List[str]:
-    """DirectRunner arguments: in-process for one worker, else one process per worker (0: one per CPU core).
+    """Local Beam arguments: in-process for one worker, else one process per worker (0: one per CPU core).
+
+    They name Beam's FnApiRunner, the local runner the DirectRunner falls back to here. The DirectRunner first
+    tries Prism, a binary it downloads from GitHub at run time and stages the pipeline's packages for: offline
+    that fails after 1-4 s per Beam component, and online the pipeline would run on another runner than the one
+    its tests ran on.
 
     Args:
       num_workers: worker processes; 1 runs in this process, 0 lets Beam use every core.
-      setup_file: the pipeline's package, declared as its Beam dependency (None: none declared). DirectRunner
+      setup_file: the pipeline's package, declared as its Beam dependency (None: none declared). Local
         workers run in this environment and stage nothing, but where no dependency is declared TFX builds an
         sdist of itself for every Beam component to ship to workers (2-3 s each on 2 cores). A spec compiled
         for another machine passes None: the path is this machine's.
@@ -29,8 +34,9 @@ def direct_beam_args(num_workers: int = 1, setup_file: Optional[str] = CHECKOUT_
         raise ValueError(f'direct_num_workers must be >= 0, got {num_workers}')
     declared = [f'--setup_file={setup_file}'] if setup_file else []
     if num_workers == 1:
-        return ['--direct_running_mode=in_memory', '--direct_num_workers=1', *declared]
-    return ['--direct_running_mode=multi_processing', f'--direct_num_workers={num_workers}', *declared]
+        return ['--runner=FnApiRunner', '--direct_running_mode=in_memory', '--direct_num_workers=1', *declared]
+    return ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', f'--direct_num_workers={num_workers}',
+            *declared]
 
 
 def dataflow_beam_args(project: str, region: str, temp_location: str, image: str,

@@ -9,7 +9,7 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import time  # noqa: E402
-from typing import Callable, Dict, Sequence, Tuple  # noqa: E402
+from typing import Callable, Dict, List, Sequence, Tuple  # noqa: E402
 
 import apache_beam as beam  # noqa: E402
 import numpy as np  # noqa: E402
@@ -132,15 +132,25 @@ def marginal_throughput(images_per_s: Callable[[Sequence[bytes]], float], record
     return (len(larger) - len(records)) / max(best_seconds(larger) - best_seconds(records), 1e-9)
 
 
+def seconds_in_turn(calls: Dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Dict[str, List[float]]:
+    """Seconds of each call, `rounds` times, the calls taken in turn within each round so that a slow phase of
+    the machine hits them alike; `warmup` untimed rounds first (tracing, caches). A call returns when its work
+    is done (read its tensors with `.numpy()`)."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    seconds = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
 def latencies(call: Callable[[], object], repeats: int = 30, warmup: int = 3) -> Dict[str, float]:
     """p50 / p95 milliseconds of `call()`."""
-    for _ in range(warmup):
-        call()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
+    samples = 1000 * np.asarray(seconds_in_turn({'call': call}, repeats, warmup)['call'])
     return {'p50_ms': float(np.percentile(samples, 50)), 'p95_ms': float(np.percentile(samples, 95))}
 
 

@@ -18,14 +18,13 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
-import time  # noqa: E402
-from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
+from typing import Dict, List, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import results_file  # noqa: E402
+from bench import measure, results_file  # noqa: E402
 from bench.run import RESULTS_DIR  # noqa: E402
 from modules import model as model_lib  # noqa: E402
 
@@ -79,12 +78,6 @@ def decoder_shapes(image_size: int = 128) -> List[Dict]:
     return shapes
 
 
-def _seconds(function: Callable[[], List[tf.Tensor]]) -> float:
-    start = time.perf_counter()
-    [t.numpy() for t in function()]
-    return time.perf_counter() - start
-
-
 def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
     """Median seconds of forward + decoder-input gradient + kernel gradient for each form, taken in turn."""
     decoder = tf.random.uniform([batch_size, shape['size'], shape['size'], shape['decoder_channels']])
@@ -104,12 +97,8 @@ def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
              'gemm': passes(lambda: gemm(tf.concat([decoder, skip], -1), kernel))}
     if shape['skip_channels']:
         forms['split_skip'] = passes(lambda: split_skip(decoder, skip, kernel))
-    for run in forms.values():
-        _seconds(run)  # tracing
-    seconds = {name: [] for name in forms}
-    for _ in range(repeats):  # in turn, so that a slow phase of the machine hits every form alike
-        for name, run in forms.items():
-            seconds[name].append(_seconds(run))
+    seconds = measure.seconds_in_turn({name: lambda run=run: [t.numpy() for t in run()] for name, run in forms.items()},
+                                      repeats)
     row = dict(shape, **{f'{name}_s': float(np.median(s)) for name, s in seconds.items()})
     for name in forms:
         row[f'{name}_speedup'] = row['stock_s'] / row[f'{name}_s']

@@ -100,6 +100,8 @@ def test_augmentation_runs_for_training_only(tmp_path):
     np.testing.assert_array_equal(got_masks.numpy(), masks.numpy())
     training = data.input_fn([path], _Output(), 6, training=True, augmentation=STRONG, shuffle_buffer=1)
     assert not np.array_equal(next(iter(training))[1].numpy(), masks.numpy())
+    # Its autotune thread stalled the epoch loop when an epoch's iterator was destroyed (modules/data.py).
+    assert training.options().autotune.enabled is False and evaluation.options().autotune.enabled is False
     # The held-out validation part and the fitting part split the examples between them.
     fit = data.input_fn([path], _Output(), 6, training=False, validation_split=1 / 3, subset='fit')
     held = data.input_fn([path], _Output(), 6, training=False, validation_split=1 / 3, subset='validation')

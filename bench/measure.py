@@ -9,7 +9,7 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import time  # noqa: E402
-from typing import Callable, Dict, List, Sequence, Tuple  # noqa: E402
+from typing import Callable, Dict, Sequence, Tuple  # noqa: E402
 
 import apache_beam as beam  # noqa: E402
 import numpy as np  # noqa: E402
@@ -20,7 +20,7 @@ import tf_keras as keras  # noqa: E402
 from tensorflow_transform.tf_metadata import schema_utils  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from bench import tutorial_baseline  # noqa: E402
+from bench import timing, tutorial_baseline  # noqa: E402
 from modules import keys, metrics, preprocessing  # noqa: E402
 
 RAW_SPEC = {keys.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string), keys.MASK_KEY: tf.io.FixedLenFeature([1], tf.string)}
@@ -132,25 +132,9 @@ def marginal_throughput(images_per_s: Callable[[Sequence[bytes]], float], record
     return (len(larger) - len(records)) / max(best_seconds(larger) - best_seconds(records), 1e-9)
 
 
-def seconds_in_turn(calls: Dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Dict[str, List[float]]:
-    """Seconds of each call, `rounds` times, the calls taken in turn within each round so that a slow phase of
-    the machine hits them alike; `warmup` untimed rounds first (tracing, caches). A call returns when its work
-    is done (read its tensors with `.numpy()`)."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    seconds = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
-
-
 def latencies(call: Callable[[], object], repeats: int = 30, warmup: int = 3) -> Dict[str, float]:
     """p50 / p95 milliseconds of `call()`."""
-    samples = 1000 * np.asarray(seconds_in_turn({'call': call}, repeats, warmup)['call'])
+    samples = 1000 * np.asarray(timing.seconds_in_turn({'call': call}, repeats, warmup)['call'])
     return {'p50_ms': float(np.percentile(samples, 50)), 'p95_ms': float(np.percentile(samples, 95))}
 
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-from bench import measure
+from bench import timing
 
 # An executed op's trace event is named "<op name>:<op type>", sometimes followed by "#key=value,...#".
 _OP_EVENT = re.compile(r'^(?P<name>[^#:]+):(?P<type>[A-Za-z0-9_]+)(#.*#)?$')
@@ -30,7 +30,7 @@ def matmul_gflops(dtype: tf.DType = tf.float32, size: int = 2048, repeats: int =
     a = tf.random.uniform([size, size], dtype=tf.float32)
     a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
     multiply = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.linalg.matmul(x, y)[0, :1], tf.float32)))
-    seconds = measure.seconds_in_turn({'matmul': lambda: multiply(a, b).numpy()}, repeats)['matmul']
+    seconds = timing.seconds_in_turn({'matmul': lambda: multiply(a, b).numpy()}, repeats)['matmul']
     return 2.0 * size ** 3 / min(seconds) / 1e9
 
 
@@ -55,7 +55,7 @@ def transposed_convolution_rates(model, batch_size: int, repeats: int = 5) -> Li
                 tape.watch(x)
                 loss = tf.reduce_sum(tf.cast(twin(x), tf.float32) ** 2)
             return tape.gradient(loss, [x, twin.kernel])
-        seconds = measure.seconds_in_turn({layer.name: lambda: [t.numpy() for t in passes(inputs)]},
+        seconds = timing.seconds_in_turn({layer.name: lambda: [t.numpy() for t in passes(inputs)]},
                                           repeats)[layer.name]
         gflop = 3 * 2 * batch_size * height * width * channels * twin.filters * 9 / 1e9
         median = float(np.median(seconds))

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import measure, results_file  # noqa: E402
-from bench.run import RESULTS_DIR  # noqa: E402
+from bench import results_file, timing  # noqa: E402
+from bench.results_file import RESULTS_DIR  # noqa: E402
 from modules import model as model_lib  # noqa: E402
 
 # (kernel row, input row offset) per output phase: phase 0 takes kernel row 0 from input row m and row 2 from
@@ -97,7 +97,7 @@ def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
              'gemm': passes(lambda: gemm(tf.concat([decoder, skip], -1), kernel))}
     if shape['skip_channels']:
         forms['split_skip'] = passes(lambda: split_skip(decoder, skip, kernel))
-    seconds = measure.seconds_in_turn({name: lambda run=run: [t.numpy() for t in run()] for name, run in forms.items()},
+    seconds = timing.seconds_in_turn({name: lambda run=run: [t.numpy() for t in run()] for name, run in forms.items()},
                                       repeats)
     row = dict(shape, **{f'{name}_s': float(np.median(s)) for name, s in seconds.items()})
     for name in forms:
@@ -137,8 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                'totals': {'gemm_speedup': sum(r['stock_s'] for r in rows) / sum(r['gemm_s'] for r in rows),
                           'split_skip_speedup': (sum(r['stock_s'] for r in with_skip)
                                                  / sum(r['split_skip_s'] for r in with_skip))}}
-    stem = os.path.join(args.results_dir, f'upsample-rewrites-{results["date"][:10]}')
-    results_file.write(results, stem, markdown(results))
+    results_file.write(results, args.results_dir, markdown(results), name='upsample-rewrites')
     return results
 
 

@@ -7,6 +7,9 @@ import platform
 import sys
 from typing import Dict, Optional, Sequence
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, 'bench', 'results')
+
 
 def cpu_kind() -> Dict[str, object]:
     """The processor's model name and its bfloat16 hardware: speed differs a lot between kinds."""
@@ -30,9 +33,11 @@ def header(module: str, argv: Optional[Sequence[str]]) -> Dict:
             'command': ' '.join([f'python -m {module}', *(sys.argv[1:] if argv is None else argv)])}
 
 
-def write(results: Dict, stem: str, text: str) -> str:
-    """Writes `<stem>.json` and `<stem>.md`, prints the Markdown; returns the JSON path."""
-    os.makedirs(os.path.dirname(stem) or '.', exist_ok=True)
+def write(results: Dict, results_dir: str, text: str, name: Optional[str] = None) -> str:
+    """Writes `[<name>-]<date>.json` and `.md` under `results_dir` (the date from `results`' header), prints
+    the Markdown; returns the JSON path."""
+    stem = os.path.join(results_dir, f'{name}-{results["date"][:10]}' if name else results['date'][:10])
+    os.makedirs(results_dir, exist_ok=True)
     with open(stem + '.json', 'w') as f:
         json.dump(results, f, indent=1, default=float)
     with open(stem + '.md', 'w') as f:

@@ -40,13 +40,12 @@ import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from bench import measure, quality, results_file, tutorial_baseline  # noqa: E402
+from bench.results_file import RESULTS_DIR, ROOT  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
 from pipeline import config as config_lib, flags, node_ids, platform, run_summary  # noqa: E402
 from pipeline.eval_config import build_eval_config  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, 'bench', 'results')
 SERVING_SIZES = ((500, 375), (250, 188), (1000, 750))
 
 
@@ -458,7 +457,7 @@ def _markdown(results: Dict) -> str:
 
 def write_results(results: Dict, results_dir: str) -> str:
     """Writes `<date>.json` and `<date>.md`; prints the Markdown; returns the JSON path."""
-    return results_file.write(results, os.path.join(results_dir, results['date'][:10]), _markdown(results))
+    return results_file.write(results, results_dir, _markdown(results))
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from bench import results_file
-from bench.run import RESULTS_DIR, ROOT
+from bench.results_file import RESULTS_DIR, ROOT
 from components.serving_check import requests
 from pipeline import flags
 
@@ -109,8 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
              '| signature | clients x requests | errors | requests/s | p50 ms | p99 ms |', '|---|---|---|---|---|---|']
     lines += [f'| {r["signature"]} | {r["clients"]} x {r["requests"] // r["clients"]} | {r["errors"]} | '
               f'{r["requests_per_s"]} | {r["p50_ms"]} | {r["p99_ms"]} |' for r in runs]
-    results_file.write(results, os.path.join(args.results_dir, f'serving-load-{results["date"][:10]}'),
-                       '\n'.join(lines) + '\n')
+    results_file.write(results, args.results_dir, '\n'.join(lines) + '\n', name='serving-load')
     return results
 
 

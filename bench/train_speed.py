@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from bench import results_file, step_profile, tutorial_baseline  # noqa: E402
-from bench.run import RESULTS_DIR  # noqa: E402
+from bench.results_file import RESULTS_DIR  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import hparams, train  # noqa: E402
 
@@ -187,8 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     results = {**results_file.header('bench.train_speed', argv),
                'settings': {'batch_size': args.batch_size, 'steps': args.steps, 'project_mixed_bfloat16': mixed_default},
                'sides': timed, 'profile': profiled}
-    stem = os.path.join(args.results_dir, f'train-speed-{results["date"][:10]}')
-    results_file.write(results, stem, markdown(results))
+    results_file.write(results, args.results_dir, markdown(results), name='train-speed')
     return results
 
 

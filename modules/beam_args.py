@@ -32,11 +32,9 @@ def direct_beam_args(num_workers: int = 1, setup_file: Optional[str] = CHECKOUT_
     """
     if num_workers < 0:
         raise ValueError(f'direct_num_workers must be >= 0, got {num_workers}')
-    declared = [f'--setup_file={setup_file}'] if setup_file else []
-    if num_workers == 1:
-        return ['--runner=FnApiRunner', '--direct_running_mode=in_memory', '--direct_num_workers=1', *declared]
-    return ['--runner=FnApiRunner', '--direct_running_mode=multi_processing', f'--direct_num_workers={num_workers}',
-            *declared]
+    mode = 'in_memory' if num_workers == 1 else 'multi_processing'
+    return ['--runner=FnApiRunner', f'--direct_running_mode={mode}', f'--direct_num_workers={num_workers}',
+            *([f'--setup_file={setup_file}'] if setup_file else [])]
 
 
 def dataflow_beam_args(project: str, region: str, temp_location: str, image: str,

@@ -96,8 +96,8 @@ def input_fn(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput
         dataset = dataset.map(lambda images, masks: (images, masks, pixel_weights(masks, class_weights)),
                               num_parallel_calls=tf.data.AUTOTUNE)
     # No autotuning: destroying an epoch's iterator joins tf.data's autotune thread, which on 2 busy cores held
-    # Keras' epoch loop 15-20 s in most runs; cached tensors and a flip leave it nothing to tune. AUTOTUNE
-    # parallelism then means one per core, and the prefetch buffer grows as needed.
+    # Keras' epoch loop 15-20 s in most runs; cached tensors and a flip leave it nothing to tune (measured
+    # without it: steps as fast, no stall at any epoch boundary).
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -221,7 +221,7 @@ def _count_masks(output_dir: str) -> int:
 
 
 def run(inputs: Sequence[str], model: str, output_dir: str, pipeline_args: Sequence[str], batch_size: int = 8,
-        progress_every_s: float = 2.0, out=sys.stdout) -> Dict[str, int]:
+        progress_every_s: float = 2.0, out=None) -> Dict[str, int]:
     """Runs the batch segmentation and reports progress (masks written / images) while it runs.
 
     Args:
@@ -231,11 +231,12 @@ def run(inputs: Sequence[str], model: str, output_dir: str, pipeline_args: Seque
       pipeline_args: Beam arguments (runner and its options).
       batch_size: images per model call.
       progress_every_s: seconds between progress lines.
-      out: where progress goes.
+      out: where progress goes (None: the current sys.stdout, looked up at the call).
 
     Returns:
       {'images': found, 'segmented': masks written, 'skipped': skipped}.
     """
+    out = out or sys.stdout
     model_dir = predict.resolve_model_dir(model) if '://' not in model else model
     image_files, record_files = list_inputs(inputs)
     total = len(image_files) + count_records(record_files)

@@ -5,12 +5,14 @@ import glob
 import io
 import os
 
+import apache_beam as beam
 import numpy as np
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from components.tfds_example_gen import sample_data
-from modules import batch_predict
+from modules import batch_predict, beam_args
 from modules.beam_args import direct_beam_args
 
 pytestmark = pytest.mark.e2e
@@ -85,3 +87,36 @@ def test_inputs_that_match_nothing_are_named():
 def test_colliding_stems_keep_their_extensions():
     names = batch_predict.mask_names(['a/cat.jpg', 'b/cat.png', 'c/dog.jpg'])
     assert names == {'a/cat.jpg': 'cat_jpg', 'b/cat.png': 'cat_png', 'c/dog.jpg': 'dog'}
+
+
+DATAFLOW_FLAGS = ['--dataflow_project', 'my-project', '--dataflow_region', 'europe-west4',
+                  '--temp_location', 'gs://bucket/tmp', '--image', 'europe-docker.pkg.dev/my-project/pets/petseg:1']
+
+
+def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder):
+    # Beam's dry run builds the Dataflow job (every step's function pickled into the portable pipeline) and
+    # stops before staging or submitting it: no cloud is reached.
+    images, _ = batch_predict.list_inputs([photo_folder])
+    pipeline = beam.Pipeline(options=PipelineOptions(
+        beam_args.dataflow_beam_args('my-project', 'europe-west4', 'gs://bucket/tmp',
+                                     'europe-docker.pkg.dev/my-project/pets/petseg:1') + ['--dry_run=True']))
+    batch_predict.build_pipeline(pipeline, images, ['gs://bucket/records/eval.tfrecord.gz'], 'gs://bucket/model/1',
+                                 'gs://bucket/out')
+    result = pipeline.run()
+    assert result.job.proto.type.name == 'JOB_TYPE_BATCH'
+    proto = pipeline.runner.proto_pipeline
+    steps = {transform.unique_name for transform in proto.components.transforms.values()}
+    assert {'ReadImages', 'ParseExamples', 'Segment', 'WriteMasks', 'WriteShares', 'WriteSkipped'} <= steps
+    [environment] = proto.components.environments.values()
+    assert environment.urn == 'beam:env:docker:v1'
+    assert b'europe-docker.pkg.dev/my-project/pets/petseg:1' in environment.payload
+
+
+def test_the_command_line_sends_the_job_to_dataflow_only_with_all_four_flags(photo_folder, tmp_path, capsys):
+    # Locally the model path below could not be read; Dataflow's dry run never opens it.
+    argv = ['--inputs', photo_folder, '--model', 'gs://bucket/model/1', '--output_dir', str(tmp_path)]
+    assert batch_predict.main(argv + DATAFLOW_FLAGS + ['--dry_run=True']) == 0
+    assert 'Model: gs://bucket/model/1' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        batch_predict.main(argv + DATAFLOW_FLAGS[:4])
+    assert 'Dataflow needs --dataflow_project, --dataflow_region, --temp_location and --image' in capsys.readouterr().err

@@ -56,7 +56,7 @@ def transposed_convolution_rates(model, batch_size: int, repeats: int = 5) -> Li
                 loss = tf.reduce_sum(tf.cast(twin(x), tf.float32) ** 2)
             return tape.gradient(loss, [x, twin.kernel])
         seconds = timing.seconds_in_turn({layer.name: lambda: [t.numpy() for t in passes(inputs)]},
-                                          repeats)[layer.name]
+                                         repeats)[layer.name]
         gflop = 3 * 2 * batch_size * height * width * channels * twin.filters * 9 / 1e9
         median = float(np.median(seconds))
         rows.append({'layer': layer.name, 'input_shape': [height, width, channels], 'filters': twin.filters,

@@ -98,7 +98,7 @@ def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
     if shape['skip_channels']:
         forms['split_skip'] = passes(lambda: split_skip(decoder, skip, kernel))
     seconds = timing.seconds_in_turn({name: lambda run=run: [t.numpy() for t in run()] for name, run in forms.items()},
-                                      repeats)
+                                     repeats)
     row = dict(shape, **{f'{name}_s': float(np.median(s)) for name, s in seconds.items()})
     for name in forms:
         row[f'{name}_speedup'] = row['stock_s'] / row[f'{name}_s']

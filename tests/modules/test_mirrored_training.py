@@ -1,0 +1,69 @@
+"""The several-GPU path: `train_and_export` under MirroredStrategy with two replicas, on two logical CPUs.
+
+No GPU here, so the test gives a fresh process two logical CPU devices and hands `train_and_export` the
+strategy `choose_strategy` makes for several GPUs, over those two devices: the training code (batch per
+replica, metrics across replicas, BackupAndRestore, export from the mirrored model) runs as it would on a
+two-GPU machine. Uses the Transform output of the e2e scenario (tests/scenario.py).
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.tfds_example_gen import sample_data
+from modules import distribute, hparams, keys, signatures
+
+pytestmark = pytest.mark.e2e
+
+TRAINER = '''
+import json, logging, os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from modules import distribute, hparams, train
+distribute.choose_strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+args = json.loads(sys.argv[1])
+history = train.train_and_export(args["train"], args["eval"], args["transform"], args["serving"], args["run"],
+                                 hparams.TrainingConfig(**args["training"]))
+print("EPOCHS", len(history.get("loss", [])))
+'''
+
+
+def test_several_gpus_get_mirrored_strategy():
+    assert isinstance(distribute.choose_strategy(tf_config='', gpus=2), tf.distribute.MirroredStrategy)
+
+
+def test_two_replicas_train_one_model_and_export_it(scenario, tmp_path):
+    root = os.path.join(scenario.root, 'pipeline_root', 'Transform')
+    transformed = sorted(glob.glob(os.path.join(root, 'transformed_examples', '*')))[0]
+    training = dataclasses.replace(scenario.config.training, epochs=2, batch_size=2, steps_per_epoch=2,
+                                   validation_steps=1, mixed_bfloat16=False)
+    args = {'train': glob.glob(os.path.join(transformed, 'Split-train', '*')),
+            'eval': glob.glob(os.path.join(transformed, 'Split-eval', '*')),
+            'transform': sorted(glob.glob(os.path.join(root, 'transform_graph', '*')))[0],
+            'serving': str(tmp_path / 'Trainer' / 'model' / '1' / 'Format-Serving'),
+            'run': str(tmp_path / 'Trainer' / 'model_run' / '1'),
+            'training': hparams.TrainingConfig.to_custom_config(training)}
+    done = subprocess.run([sys.executable, '-c', TRAINER, json.dumps(args)], text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=600, env=dict(os.environ, TF_USE_LEGACY_KERAS='1'))
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert 'Distribution: MirroredStrategy: 2 replica(s); 4 examples per step (2 per replica)' in done.stdout
+    assert 'EPOCHS 2' in done.stdout and 'epoch 2/2' in done.stdout
+    history = json.load(open(os.path.join(args['run'], 'history.json')))
+    assert len(history['loss']) == 2 and all(0 <= value <= 1 for value in history['pixel_accuracy'])
+    # One model, not a replica's: it loads without the strategy and segments a served image.
+    loaded = tf.saved_model.load(args['serving'])
+    assert set(signatures.EXPECTED_SIGNATURES) <= set(loaded.signatures)
+    picture, _, _ = sample_data.make_example(seed=9, index=0)
+    mask = loaded.signatures['serving_default'](image_bytes=tf.constant([sample_data.encode_jpeg(picture)]))['mask']
+    assert mask.shape == (1, keys.IMAGE_SIZE, keys.IMAGE_SIZE) and set(np.unique(mask)) <= {0, 1, 2}
+    assert os.listdir(tmp_path / 'Trainer' / 'backup') == [], 'the backup goes once the model is exported'

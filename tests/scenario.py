@@ -12,13 +12,17 @@
 """
 
 import dataclasses
+import glob
 import hashlib
+import json
 import os
+import sys
 
 import pytest
 from tfx import v1 as tfx
 
 from components.tfds_example_gen import sample_data
+from modules import hparams
 from pipeline import config as config_lib, platform, run_summary
 from pipeline.pipeline import create_pipeline
 
@@ -44,6 +48,35 @@ class Scenario:
     version_one_digest_after: str
     digests_before_six: dict
     digests_after_six: dict
+
+    def training_job(self, out_dir, **training) -> dict:
+        """`train_and_export`'s arguments on this story's Transform output, outputs laid out as the Trainer's
+        (the backup goes to `<out_dir>/Trainer/backup`); `training` changes the smoke preset's settings."""
+        root = os.path.join(self.root, 'pipeline_root', 'Transform')
+        transformed = sorted(glob.glob(os.path.join(root, 'transformed_examples', '*')))[0]
+        settings = dataclasses.replace(self.config.training, **training)
+        return {'train': glob.glob(os.path.join(transformed, 'Split-train', '*')),
+                'eval': glob.glob(os.path.join(transformed, 'Split-eval', '*')),
+                'transform': sorted(glob.glob(os.path.join(root, 'transform_graph', '*')))[0],
+                'serving': os.path.join(out_dir, 'Trainer', 'model', '1', 'Format-Serving'),
+                'run': os.path.join(out_dir, 'Trainer', 'model_run', '1'),
+                'training': hparams.TrainingConfig.to_custom_config(settings)}
+
+
+def training_command(job: dict, setup: str = '') -> list:
+    """A fresh Python process that runs `setup` (devices, strategy), then `train_and_export` on `job`; it prints
+    its log and `EPOCHS <n>`."""
+    script = '\n'.join([
+        'import json, logging, os, sys',
+        'os.environ["TF_USE_LEGACY_KERAS"] = "1"',
+        'logging.basicConfig(level=logging.INFO, format="%(message)s")',
+        setup,
+        'from modules import hparams, train',
+        'args = json.loads(sys.argv[1])',
+        'history = train.train_and_export(args["train"], args["eval"], args["transform"], args["serving"], '
+        'args["run"], hparams.TrainingConfig(**args["training"]))',
+        'print("EPOCHS", len(history.get("loss", [])))'])
+    return [sys.executable, '-c', script, json.dumps(job)]
 
 
 def _run(config, root, serving_dir):

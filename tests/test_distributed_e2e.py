@@ -3,31 +3,18 @@
 Uses the Transform output of the e2e scenario (tests/scenario.py). Slow: two TensorFlow processes on two cores.
 """
 
-import dataclasses
-import glob
 import json
 import os
 import socket
 import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 
-from modules import hparams, signatures
+from modules import signatures
+from tests.scenario import training_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-WORKER = '''
-import json, logging, os, sys
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-logging.basicConfig(level=logging.INFO, format="%(message)s")
-from modules import hparams, train
-args = json.loads(sys.argv[1])
-history = train.train_and_export(args["train"], args["eval"], args["transform"], args["serving"], args["run"],
-                                 hparams.TrainingConfig(**args["training"]))
-print("EPOCHS", len(history.get("loss", [])))
-'''
 
 
 def _free_ports(count):
@@ -41,21 +28,14 @@ def _free_ports(count):
 
 
 def test_two_workers_train_together_and_only_the_chief_exports(scenario, tmp_path):
-    root = os.path.join(scenario.root, 'pipeline_root', 'Transform')
-    transformed = sorted(glob.glob(os.path.join(root, 'transformed_examples', '*')))[0]
-    training = dataclasses.replace(scenario.config.training, epochs=2, batch_size=2, steps_per_epoch=2,
-                                   validation_steps=1, mixed_bfloat16=False)
-    args = {'train': glob.glob(os.path.join(transformed, 'Split-train', '*')),
-            'eval': glob.glob(os.path.join(transformed, 'Split-eval', '*')),
-            'transform': sorted(glob.glob(os.path.join(root, 'transform_graph', '*')))[0],
-            'serving': str(tmp_path / 'Trainer' / 'model' / '1' / 'Format-Serving'),
-            'run': str(tmp_path / 'Trainer' / 'model_run' / '1'), 'training': hparams.TrainingConfig.to_custom_config(training)}
+    args = scenario.training_job(str(tmp_path), epochs=2, batch_size=2, steps_per_epoch=2, validation_steps=1,
+                                 mixed_bfloat16=False)
     cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
     processes = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}}),
                    TF_USE_LEGACY_KERAS='1')
-        processes.append(subprocess.Popen([sys.executable, '-c', WORKER, json.dumps(args)], env=env, text=True,
+        processes.append(subprocess.Popen(training_command(args), env=env, text=True,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     outputs = []
     for process in processes:

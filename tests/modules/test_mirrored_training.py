@@ -6,36 +6,26 @@ replica, metrics across replicas, BackupAndRestore, export from the mirrored mod
 two-GPU machine. Uses the Transform output of the e2e scenario (tests/scenario.py).
 """
 
-import dataclasses
-import glob
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from components.tfds_example_gen import sample_data
-from modules import distribute, hparams, keys, signatures
+from modules import distribute, keys, signatures
+from tests.scenario import training_command
 
 pytestmark = pytest.mark.e2e
 
-TRAINER = '''
-import json, logging, os, sys
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-logging.basicConfig(level=logging.INFO, format="%(message)s")
-import tensorflow as tf
+# Two logical CPU devices, and the strategy several GPUs get, over them.
+TWO_DEVICES = """import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from modules import distribute, hparams, train
-distribute.choose_strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-args = json.loads(sys.argv[1])
-history = train.train_and_export(args["train"], args["eval"], args["transform"], args["serving"], args["run"],
-                                 hparams.TrainingConfig(**args["training"]))
-print("EPOCHS", len(history.get("loss", [])))
-'''
+from modules import distribute
+distribute.choose_strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])"""
 
 
 def test_several_gpus_get_mirrored_strategy():
@@ -43,17 +33,9 @@ def test_several_gpus_get_mirrored_strategy():
 
 
 def test_two_replicas_train_one_model_and_export_it(scenario, tmp_path):
-    root = os.path.join(scenario.root, 'pipeline_root', 'Transform')
-    transformed = sorted(glob.glob(os.path.join(root, 'transformed_examples', '*')))[0]
-    training = dataclasses.replace(scenario.config.training, epochs=2, batch_size=2, steps_per_epoch=2,
-                                   validation_steps=1, mixed_bfloat16=False)
-    args = {'train': glob.glob(os.path.join(transformed, 'Split-train', '*')),
-            'eval': glob.glob(os.path.join(transformed, 'Split-eval', '*')),
-            'transform': sorted(glob.glob(os.path.join(root, 'transform_graph', '*')))[0],
-            'serving': str(tmp_path / 'Trainer' / 'model' / '1' / 'Format-Serving'),
-            'run': str(tmp_path / 'Trainer' / 'model_run' / '1'),
-            'training': hparams.TrainingConfig.to_custom_config(training)}
-    done = subprocess.run([sys.executable, '-c', TRAINER, json.dumps(args)], text=True, stdout=subprocess.PIPE,
+    args = scenario.training_job(str(tmp_path), epochs=2, batch_size=2, steps_per_epoch=2, validation_steps=1,
+                                 mixed_bfloat16=False)
+    done = subprocess.run(training_command(args, TWO_DEVICES), text=True, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, timeout=600, env=dict(os.environ, TF_USE_LEGACY_KERAS='1'))
     assert done.returncode == 0, done.stdout[-4000:]
     assert 'Distribution: MirroredStrategy: 2 replica(s); 4 examples per step (2 per replica)' in done.stdout

@@ -22,7 +22,7 @@ import pytest
 from tfx import v1 as tfx
 
 from components.tfds_example_gen import sample_data
-from modules import hparams
+from modules import hparams, paths
 from pipeline import config as config_lib, platform, run_summary
 from pipeline.pipeline import create_pipeline
 
@@ -53,12 +53,12 @@ class Scenario:
         """`train_and_export`'s arguments on this story's Transform output, outputs laid out as the Trainer's
         (the backup goes to `<out_dir>/Trainer/backup`); `training` changes the smoke preset's settings."""
         root = os.path.join(self.root, 'pipeline_root', 'Transform')
-        transformed = sorted(glob.glob(os.path.join(root, 'transformed_examples', '*')))[0]
+        transformed = paths.version_dir(os.path.join(root, 'transformed_examples'))
         settings = dataclasses.replace(self.config.training, **training)
-        return {'train': glob.glob(os.path.join(transformed, 'Split-train', '*')),
-                'eval': glob.glob(os.path.join(transformed, 'Split-eval', '*')),
-                'transform': sorted(glob.glob(os.path.join(root, 'transform_graph', '*')))[0],
-                'serving': os.path.join(out_dir, 'Trainer', 'model', '1', 'Format-Serving'),
+        return {'train': glob.glob(os.path.join(paths.split_dir(transformed, 'train'), '*')),
+                'eval': glob.glob(os.path.join(paths.split_dir(transformed, 'eval'), '*')),
+                'transform': paths.version_dir(os.path.join(root, 'transform_graph')),
+                'serving': paths.serving_model_dir(os.path.join(out_dir, 'Trainer', 'model', '1')),
                 'run': os.path.join(out_dir, 'Trainer', 'model_run', '1'),
                 'training': hparams.TrainingConfig.to_custom_config(settings)}
 

@@ -297,7 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if 'ablation' in sections:
         measure_ablation(args, config, inputs, results)
     results['ratios'] = ratios(results)
-    write_results(results, args.results_dir)
+    results_file.write(results, args.results_dir, _markdown(results))
     return results
 
 
@@ -453,11 +453,6 @@ def _markdown(results: Dict) -> str:
                   f'{results["flops"]["baseline_achieved_gflops"]:.1f} GFLOP/s (baseline).']
     lines += _quality_lines(results)
     return '\n'.join(lines) + '\n'
-
-
-def write_results(results: Dict, results_dir: str) -> str:
-    """Writes `<date>.json` and `<date>.md`; prints the Markdown; returns the JSON path."""
-    return results_file.write(results, results_dir, _markdown(results))
 
 
 if __name__ == '__main__':

@@ -13,7 +13,6 @@ from PIL import Image
 
 from components.tfds_example_gen import sample_data
 from modules import batch_predict, beam_args
-from modules.beam_args import direct_beam_args
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +44,7 @@ def _rows(path):
 @pytest.mark.parametrize('workers', [1, 2])
 def test_folder_gives_full_size_masks_shares_and_a_skip_list(scenario, photo_folder, tmp_path, workers):
     out = io.StringIO()
-    result = batch_predict.run([photo_folder], scenario.serving_dir, str(tmp_path), direct_beam_args(workers),
+    result = batch_predict.run([photo_folder], scenario.serving_dir, str(tmp_path), beam_args.direct_beam_args(workers),
                                batch_size=3, progress_every_s=0.5, out=out)
     images = sorted(f for f in os.listdir(photo_folder) if f not in ('corrupt.jpg', 'empty.png'))
     assert result == {'images': len(images) + 2, 'segmented': len(images), 'skipped': 2}
@@ -72,7 +71,8 @@ def test_folder_gives_full_size_masks_shares_and_a_skip_list(scenario, photo_fol
 def test_tfrecords_of_examples_are_read_with_their_file_names(scenario, tmp_path):
     records = glob.glob(os.path.join(scenario.root, 'pipeline_root', 'TfdsExampleGen', 'examples', '*', 'Split-eval',
                                      '*.gz'))[:1]
-    result = batch_predict.run(records, scenario.serving_dir, str(tmp_path), direct_beam_args(1), out=io.StringIO())
+    result = batch_predict.run(records, scenario.serving_dir, str(tmp_path), beam_args.direct_beam_args(1),
+                               out=io.StringIO())
     assert result == {'images': 6, 'segmented': 6, 'skipped': 0}
     names = sorted(row['image'] for row in _rows(tmp_path / 'shares.csv'))
     assert sorted(os.path.splitext(f)[0] for f in os.listdir(tmp_path / 'masks')) == names
@@ -89,8 +89,9 @@ def test_colliding_stems_keep_their_extensions():
     assert names == {'a/cat.jpg': 'cat_jpg', 'b/cat.png': 'cat_png', 'c/dog.jpg': 'dog'}
 
 
-DATAFLOW_FLAGS = ['--dataflow_project', 'my-project', '--dataflow_region', 'europe-west4',
-                  '--temp_location', 'gs://bucket/tmp', '--image', 'europe-docker.pkg.dev/my-project/pets/petseg:1']
+DATAFLOW = {'dataflow_project': 'my-project', 'dataflow_region': 'europe-west4', 'temp_location': 'gs://bucket/tmp',
+            'image': 'europe-docker.pkg.dev/my-project/pets/petseg:1'}
+DATAFLOW_FLAGS = [part for flag, value in DATAFLOW.items() for part in (f'--{flag}', value)]
 
 
 def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder):
@@ -98,8 +99,7 @@ def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder)
     # stops before staging or submitting it: no cloud is reached.
     images, _ = batch_predict.list_inputs([photo_folder])
     pipeline = beam.Pipeline(options=PipelineOptions(
-        beam_args.dataflow_beam_args('my-project', 'europe-west4', 'gs://bucket/tmp',
-                                     'europe-docker.pkg.dev/my-project/pets/petseg:1') + ['--dry_run=True']))
+        beam_args.dataflow_beam_args(*DATAFLOW.values()) + ['--dry_run=True']))
     batch_predict.build_pipeline(pipeline, images, ['gs://bucket/records/eval.tfrecord.gz'], 'gs://bucket/model/1',
                                  'gs://bucket/out')
     result = pipeline.run()
@@ -109,7 +109,7 @@ def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder)
     assert {'ReadImages', 'ParseExamples', 'Segment', 'WriteMasks', 'WriteShares', 'WriteSkipped'} <= steps
     [environment] = proto.components.environments.values()
     assert environment.urn == 'beam:env:docker:v1'
-    assert b'europe-docker.pkg.dev/my-project/pets/petseg:1' in environment.payload
+    assert DATAFLOW['image'].encode() in environment.payload
 
 
 def test_the_command_line_sends_the_job_to_dataflow_only_with_all_four_flags(photo_folder, tmp_path, capsys):

@@ -48,8 +48,8 @@ def test_console_is_component_and_epoch_lines_then_less_than_a_screen_of_tables(
     (stdout, stderr), code = runs['first']
     assert code == 0, stdout + stderr
     lines = stdout.splitlines()
-    progress, _, tables = stdout.partition('\n\n')
-    header, *progress = progress.splitlines()
+    head, _, tables = stdout.partition('\n\n')
+    header, *progress = head.splitlines()
     assert header.startswith("petseg: pipeline 'petseg', log "), header
     for line in progress:  # nothing from TensorFlow, Beam or TFX between them
         assert re.match(r'[A-Za-z]+ +(started$|ran in \d+ s)|    epoch \d+/\d+ \(\d+ s\): ', line), line

@@ -34,6 +34,10 @@ def test_one_process_without_gpus_keeps_the_default_strategy():
     assert strategy is tf.distribute.get_strategy() and strategy.num_replicas_in_sync == 1
 
 
+def test_several_gpus_get_mirrored_strategy():
+    assert isinstance(distribute.choose_strategy(tf_config='', gpus=2), tf.distribute.MirroredStrategy)
+
+
 def test_a_single_task_cluster_is_not_multi_worker():
     strategy = distribute.choose_strategy(tf_config=_config({'worker': ['localhost:1']}, 'worker', 0), gpus=0)
     assert strategy.num_replicas_in_sync == 1 and distribute.describe(strategy).endswith('1 replica(s)')

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from components.tfds_example_gen import sample_data
-from modules import distribute, keys, signatures
+from modules import keys, signatures
 from tests.scenario import training_command
 
 pytestmark = pytest.mark.e2e
@@ -28,15 +28,11 @@ from modules import distribute
 distribute.choose_strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])"""
 
 
-def test_several_gpus_get_mirrored_strategy():
-    assert isinstance(distribute.choose_strategy(tf_config='', gpus=2), tf.distribute.MirroredStrategy)
-
-
 def test_two_replicas_train_one_model_and_export_it(scenario, tmp_path):
     args = scenario.training_job(str(tmp_path), epochs=2, batch_size=2, steps_per_epoch=2, validation_steps=1,
                                  mixed_bfloat16=False)
     done = subprocess.run(training_command(args, TWO_DEVICES), text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=600, env=dict(os.environ, TF_USE_LEGACY_KERAS='1'))
+                          stderr=subprocess.STDOUT, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:]
     assert 'Distribution: MirroredStrategy: 2 replica(s); 4 examples per step (2 per replica)' in done.stdout
     assert 'EPOCHS 2' in done.stdout and 'epoch 2/2' in done.stdout

@@ -236,7 +236,7 @@ def run(inputs: Sequence[str], model: str, output_dir: str, pipeline_args: Seque
     Returns:
       {'images': found, 'segmented': masks written, 'skipped': skipped}.
     """
-    out = out or sys.stdout
+    out = sys.stdout if out is None else out
     model_dir = predict.resolve_model_dir(model) if '://' not in model else model
     image_files, record_files = list_inputs(inputs)
     total = len(image_files) + count_records(record_files)

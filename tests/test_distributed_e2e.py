@@ -33,8 +33,7 @@ def test_two_workers_train_together_and_only_the_chief_exports(scenario, tmp_pat
     cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
     processes = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}}),
-                   TF_USE_LEGACY_KERAS='1')
+        env = dict(os.environ, TF_CONFIG=json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
         processes.append(subprocess.Popen(training_command(args), env=env, text=True,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     outputs = []

@@ -33,10 +33,31 @@ def header(module: str, argv: Optional[Sequence[str]]) -> Dict:
             'command': ' '.join([f'python -m {module}', *(sys.argv[1:] if argv is None else argv)])}
 
 
+def cpu_tag(cpu: Dict[str, object]) -> str:
+    """A file-name word for the CPU's bfloat16 hardware, the kinds whose figures must not be mixed."""
+    return 'amx' if cpu.get('amx_bf16') else 'avx512-bf16' if cpu.get('avx512_bf16') else 'no-bf16'
+
+
+def _recorded_cpu(json_path: str) -> Optional[Dict[str, object]]:
+    try:
+        with open(json_path) as f:
+            return json.load(f).get('machine', {}).get('cpu')
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def write(results: Dict, results_dir: str, text: str, name: Optional[str] = None) -> str:
     """Writes `[<name>-]<date>.json` and `.md` under `results_dir` (the date from `results`' header), prints
-    the Markdown; returns the JSON path."""
+    the Markdown; returns the JSON path.
+
+    A same-day result from another CPU kind is kept: the new files then get the kind's tag
+    (`<name>-<date>-amx.json`), since figures of two kinds are never comparable and one must not replace the
+    other. A rerun on the same kind replaces that day's files (git keeps the earlier ones)."""
     stem = os.path.join(results_dir, f'{name}-{results["date"][:10]}' if name else results['date'][:10])
+    cpu = results.get('machine', {}).get('cpu', {})
+    recorded = _recorded_cpu(stem + '.json')
+    if recorded is not None and cpu_tag(recorded) != cpu_tag(cpu):
+        stem = f'{stem}-{cpu_tag(cpu)}'
     os.makedirs(results_dir, exist_ok=True)
     with open(stem + '.json', 'w') as f:
         json.dump(results, f, indent=1, default=float)

@@ -15,3 +15,20 @@ def test_results_are_named_by_benchmark_and_date(tmp_path, capsys):
     # bench.run's own results carry no name: <date>.json
     assert results_file.write(results, str(tmp_path), 'x') == str(tmp_path / f'{day}.json')
     assert '# table' in capsys.readouterr().out
+
+
+def test_a_same_day_result_of_another_cpu_kind_is_kept(tmp_path):
+    day = '2026-11-26T10:00:00+00:00'
+    amd = {'date': day, 'machine': {'cpus': 2, 'cpu': {'model_name': 'AMD EPYC', 'amx_bf16': False,
+                                                        'avx512_bf16': False}}, 'value': 1}
+    xeon = {'date': day, 'machine': {'cpus': 2, 'cpu': {'model_name': 'Intel Xeon', 'amx_bf16': True,
+                                                         'avx512_bf16': True}}, 'value': 2}
+    first = results_file.write(amd, str(tmp_path), 'amd\n', name='speed')
+    second = results_file.write(xeon, str(tmp_path), 'xeon\n', name='speed')
+    assert second == str(tmp_path / 'speed-2026-11-26-amx.json') != first
+    assert json.load(open(first))['value'] == 1 and json.load(open(second))['value'] == 2
+    assert (tmp_path / 'speed-2026-11-26-amx.md').read_text() == 'xeon\n'
+    # the same kind again replaces its own day's file
+    rerun = dict(amd, value=3)
+    assert results_file.write(rerun, str(tmp_path), 'amd again\n', name='speed') == first
+    assert json.load(open(first))['value'] == 3

@@ -7,6 +7,12 @@ filters, each followed by concatenation with the matching skip; a final Conv2DTr
 strides=2) produces logits at full resolution. `copy_weights` moves trained weights between twins
 built with different dtype policies (train in bfloat16, serve in float32). `native_bfloat16` says whether
 this machine computes bfloat16 in hardware, where mixed precision is a speed-up rather than a slow-down.
+
+In mixed bfloat16 the decoder and the logits layer compute in bfloat16 and a weightless float32 layer hands
+the loss float32 logits; a frozen encoder computes in float32. Both measured on a CPU with AMX
+(`bench/train_speed.py`, README): the logits layer (3 filters) took 0.14 s of a 0.6 s step in float32,
+0.05 s in bfloat16; a frozen encoder only runs forward, and in float32 Grappler fuses each convolution
+with its BatchNorm and ReLU6 into one oneDNN kernel, which it leaves apart in bfloat16.
 """
 
 import contextlib
@@ -134,7 +140,8 @@ def build_unet(image_size: int = keys.IMAGE_SIZE, num_classes: int = keys.NUM_CL
     if image_size % 32:
         raise ValueError(f'image_size must be a multiple of 32 for MobileNetV2 skips, got {image_size}')
     with _dtype_policy('mixed_bfloat16' if mixed_bfloat16 else 'float32'):
-        unet = _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters, subpixel)
+        unet = _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters, subpixel,
+                      mixed_bfloat16)
     if batchnorm_momentum is not None:
         for layer in _all_layers(unet):
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -154,11 +161,13 @@ def _dtype_policy(name: str):
 
 
 def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters,
-           subpixel) -> keras.Model:
-    base = keras.applications.MobileNetV2(input_shape=[image_size, image_size, 3], include_top=False,
-                                          weights=_encoder_weights(encoder_weights, image_size), alpha=1.0)
-    encoder = keras.Model(base.input, [base.get_layer(name).output for name in SKIP_LAYERS], name='encoder')
-    encoder.trainable = train_encoder or encoder_weights == 'none'
+           subpixel, mixed_bfloat16) -> keras.Model:
+    trainable_encoder = train_encoder or encoder_weights == 'none'
+    with contextlib.nullcontext() if trainable_encoder else _dtype_policy('float32'):
+        base = keras.applications.MobileNetV2(input_shape=[image_size, image_size, 3], include_top=False,
+                                              weights=_encoder_weights(encoder_weights, image_size), alpha=1.0)
+        encoder = keras.Model(base.input, [base.get_layer(name).output for name in SKIP_LAYERS], name='encoder')
+    encoder.trainable = trainable_encoder
     if encoder_weights == 'none':
         logging.warning('Encoder weights: none. The MobileNetV2 encoder starts from random weights and is '
                         'trained with the decoder (frozen random features would be useless).')
@@ -169,7 +178,9 @@ def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, dec
     for index, (filters, skip) in enumerate(zip(decoder_filters, reversed(skips[:-1]))):
         x = upsample_block(filters, 3, dropout, name=f'upsample_{index}', subpixel=subpixel)(x)
         x = keras.layers.Concatenate(name=f'skip_{index}')([x, skip])
-    logits = _transpose_conv(subpixel)(num_classes, 3, strides=2, padding='same', name='logits', dtype='float32')(x)
+    logits = _transpose_conv(subpixel)(num_classes, 3, strides=2, padding='same', name='logits')(x)
+    if mixed_bfloat16:
+        logits = keras.layers.Activation('linear', dtype='float32', name='logits_float32')(logits)
     return keras.Model(inputs, logits, name='unet')
 
 
@@ -206,7 +217,9 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
     Raises:
       ValueError: naming the first layer whose type or weight shapes differ.
     """
-    sources, targets = _leaf_layers(source), _leaf_layers(target)
+    # Weightless layers (a mixed model's float32 cast of its logits) have nothing to copy.
+    sources, targets = ([(path, layer) for path, layer in _leaf_layers(model) if layer.weights]
+                        for model in (source, target))
     if len(sources) != len(targets):
         raise ValueError(f'Cannot copy weights: {len(sources)} layers vs {len(targets)}')
     for (path, src), (_, dst) in zip(sources, targets):
@@ -221,10 +234,10 @@ def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> bool:
     """True where mixed bfloat16 makes training faster: a rule backed by the benchmark on each CPU kind.
 
     A GPU of compute capability 8.0 or newer, or, without a GPU, a CPU with AMX-BF16 (oneDNN's bfloat16
-    convolutions on AMX tiles: 1.35x the tutorial's float32 training, bench/README.md). Not AVX512-BF16 alone:
-    on an AMD EPYC with AVX512-BF16 and no AMX, `python -m bench.run` measured bfloat16, float32 and the
-    tutorial's code at the same 43.6 images/s, so the float32 default loses nothing there and keeps full
-    precision. Without either, bfloat16 is emulated and slower than float32.
+    convolutions on AMX tiles: 2.1x the tutorial's float32 training step, `bench/train_speed.py`). Not
+    AVX512-BF16 alone: on an AMD EPYC with AVX512-BF16 and no AMX, `python -m bench.run` measured bfloat16,
+    float32 and the tutorial's code at the same 43.6 images/s, so the float32 default loses nothing there and
+    keeps full precision. Without either, bfloat16 is emulated and slower than float32.
 
     Args:
       cpu_flags: the CPU's feature flags; None reads them from /proc/cpuinfo (and asks about GPUs first).

@@ -78,6 +78,19 @@ def test_mixed_bfloat16_computes_in_bf16_returns_float32_and_restores_policy():
     assert keras.mixed_precision.global_policy().name == 'float32'
 
 
+@pytest.mark.parametrize('train_encoder, encoder_dtype', [(False, 'float32'), (True, 'bfloat16')])
+def test_mixed_bfloat16_logits_in_bf16_cast_to_float32_and_a_frozen_encoder_in_float32(weights_file, train_encoder,
+                                                                                      encoder_dtype):
+    unet = model_lib.build_unet(encoder_weights=weights_file[0], mixed_bfloat16=True, train_encoder=train_encoder)
+    assert unet.get_layer('logits').compute_dtype == 'bfloat16'
+    assert unet.layers[-1].name == 'logits_float32' and unet.output.dtype == 'float32'
+    assert {layer.compute_dtype for layer in unet.get_layer('encoder').layers
+            if not isinstance(layer, keras.layers.InputLayer)} == {encoder_dtype}
+    assert unet.get_layer('skip_0').compute_dtype == 'bfloat16'
+    float32 = model_lib.build_unet(encoder_weights=weights_file[0], train_encoder=train_encoder)
+    assert float32.layers[-1].name == 'logits' and float32.get_layer('logits').compute_dtype == 'float32'
+
+
 def test_batchnorm_momentum_reaches_every_batchnorm():
     unet = model_lib.build_unet(encoder_weights='none', batchnorm_momentum=0.9)
     momenta = {layer.momentum for layer in model_lib._all_layers(unet)

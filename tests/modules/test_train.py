@@ -43,6 +43,17 @@ def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():
     assert np.mean(np.argmax(model(images), -1) == np.argmax(twin(images), -1)) > 0.95
 
 
+def test_a_float32_export_warm_starts_a_bfloat16_model_with_all_its_weights(tmp_path):
+    # the mixed model has one more (weightless) layer, the float32 cast of its logits: no weight may be skipped
+    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False)
+    exported = train.build_model(training)
+    exported.save(str(tmp_path / 'model'), save_format='tf', include_optimizer=False, save_traces=False)
+    warm = train.build_model(dataclasses.replace(training, mixed_bfloat16=True), base_model=str(tmp_path / 'model'))
+    assert len(warm.layers) == len(exported.layers) + 1
+    for ours, theirs in zip(warm.weights, exported.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.name)
+
+
 def test_a_float32_model_is_exported_as_is():
     training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False)
     model = train.build_model(training)

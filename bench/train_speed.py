@@ -2,12 +2,15 @@
 
     .venv/bin/python -m bench.train_speed                  # ~10 min on 2 CPU cores
     .venv/bin/python -m bench.train_speed --steps 10 --batch_size 8 --num_train 16   # smoke
+    .venv/bin/python -m bench.train_speed --steps 32 --block 8      # 8 steps a side per turn
 
 Every side trains the same architecture (MobileNetV2 U-Net, encoder frozen with the same random weights, as
 the tutorial trains it) on the same in-memory batches. After each side's first step (timed on its own: tracing
 plus one step, the fixed cost a Trainer pays every run), the sides take one step each in turn, so a throttled
-phase of the machine slows every side alike. Reported per side: images/s from the median step time and from
-the best quartile (25th percentile) of step times, and each figure's ratio to the tutorial's code. Sides:
+phase of the machine slows every side alike; `--block N` makes it N steps a side per turn, as a check that
+switching between models every step (their weights and activations leave the caches) favours no side.
+Reported per side: images/s from the median step time and from the best quartile (25th percentile) of step
+times, and each figure's ratio to the tutorial's code. Sides:
 
 - `tutorial`: `bench/tutorial_baseline.py`, the tutorial's model and `compile`;
 - `project`: `modules.train.build_model` as `run_fn` builds it (float32 here unless the CPU has AMX);
@@ -18,7 +21,7 @@ Then the tutorial's and the project's steps are profiled (`bench/step_profile.py
 next to what one large matrix multiply reaches on this CPU in float32 and bfloat16), which says what bounds a
 step on the machine at hand.
 
-Writes `bench/results/train-speed-<date>.json` and `.md`, with the CPU kind.
+Writes `bench/results/train-speed[-block<N>]-<date>.json` and `.md`, with the CPU kind.
 """
 
 import os
@@ -73,10 +76,19 @@ def sides(mixed_default: bool, encoder_weights: str) -> Dict[str, keras.Model]:
     return models
 
 
+def turns(names: Sequence[str], steps: int, block: int = 1) -> List[str]:
+    """The order the sides step in: `block` steps of each side in turn, until every side has taken `steps`."""
+    order = []
+    for start in range(0, steps, block):
+        for name in names:
+            order += [name] * min(block, steps - start)
+    return order
+
+
 def interleaved_steps(models: Dict[str, keras.Model], dataset: tf.data.Dataset, steps: int,
-                      batch_size: int) -> Tuple[Dict[str, Dict], Dict[str, Tuple]]:
-    """First-step seconds per side, then `steps` rounds of one timed step per side; also returns each side's
-    (train function, iterator) for profiling."""
+                      batch_size: int, block: int = 1) -> Tuple[Dict[str, Dict], Dict[str, Tuple]]:
+    """First-step seconds per side, then `steps` timed steps per side, `block` at a time in turn; also returns
+    each side's (train function, iterator) for profiling."""
     functions, iterators, results = {}, {}, {}
     for name, model in models.items():
         iterators[name] = iter(dataset)
@@ -85,11 +97,10 @@ def interleaved_steps(models: Dict[str, keras.Model], dataset: tf.data.Dataset, 
         functions[name](iterators[name])['loss'].numpy()
         results[name] = {'first_step_s': round(time.perf_counter() - start, 2), 'step_s': []}
         print(f'{name}: first step (tracing) {results[name]["first_step_s"]} s', flush=True)
-    for _ in range(steps):
-        for name in models:
-            start = time.perf_counter()
-            functions[name](iterators[name])['loss'].numpy()
-            results[name]['step_s'].append(time.perf_counter() - start)
+    for name in turns(list(models), steps, block):
+        start = time.perf_counter()
+        functions[name](iterators[name])['loss'].numpy()
+        results[name]['step_s'].append(time.perf_counter() - start)
     for name, result in results.items():
         times = np.asarray(result['step_s'])
         result.update(median_step_s=float(np.median(times)), best_quartile_step_s=float(np.percentile(times, 25)),
@@ -121,9 +132,9 @@ def profiles(models: Dict[str, keras.Model], steppers: Dict[str, Tuple], names: 
 def markdown(results: Dict) -> str:
     lines = [f'# Training speed, step by step, {results["date"]}', '',
              f'Machine: {results["machine"]}. Command: `{results["command"]}`.', '',
-             'Same architecture and batches; encoder frozen with the same random weights on every side; one step '
-             'per side in turn. images/s from the median step and from the best quartile of steps; ratios are '
-             'to the tutorial\'s code on the same figure.', '',
+             'Same architecture and batches; encoder frozen with the same random weights on every side; '
+             f'{results["settings"]["block"]} step(s) per side in turn. images/s from the median step and from the '
+             'best quartile of steps; ratios are to the tutorial\'s code on the same figure.', '',
              '| side | first step (s) | images/s (median) | x tutorial | images/s (best quartile) | x tutorial |',
              '|---|---|---|---|---|---|']
     for name, r in results['sides'].items():
@@ -173,21 +184,26 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser.add_argument('--num_train', type=int, default=64, help='generated training images (default 64)')
     parser.add_argument('--batch_size', type=int, default=tutorial_baseline.BATCH_SIZE)
     parser.add_argument('--steps', type=int, default=30, help='timed steps per side (default 30)')
+    parser.add_argument('--block', type=int, default=1, help='steps a side takes per turn (default 1)')
     parser.add_argument('--profile_steps', type=int, default=3,
                         help='steps of the tutorial and the project profiled after the timed ones (0: none)')
     parser.add_argument('--results_dir', default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    if args.block < 1:
+        parser.error(f'--block must be at least 1, got {args.block}')
     mixed_default = train.use_mixed_bfloat16(hparams.TrainingConfig())
     with tempfile.TemporaryDirectory() as work_dir:
         dataset = batches(args.num_train, args.batch_size, work_dir)
         models = sides(mixed_default, random_encoder_weights(os.path.join(work_dir, 'encoder.h5')))
-        timed, steppers = interleaved_steps(models, dataset, args.steps, args.batch_size)
+        timed, steppers = interleaved_steps(models, dataset, args.steps, args.batch_size, args.block)
         profiled = profiles(models, steppers, ('tutorial', 'project'), args.profile_steps, args.batch_size,
                             work_dir) if args.profile_steps else {}
     results = {**results_file.header('bench.train_speed', argv),
-               'settings': {'batch_size': args.batch_size, 'steps': args.steps, 'project_mixed_bfloat16': mixed_default},
+               'settings': {'batch_size': args.batch_size, 'steps': args.steps, 'block': args.block,
+                            'project_mixed_bfloat16': mixed_default},
                'sides': timed, 'profile': profiled}
-    results_file.write(results, args.results_dir, markdown(results), name='train-speed')
+    name = 'train-speed' if args.block == 1 else f'train-speed-block{args.block}'  # one mode never replaces the other
+    results_file.write(results, args.results_dir, markdown(results), name=name)
     return results
 
 

@@ -234,7 +234,7 @@ def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> bool:
     """True where mixed bfloat16 makes training faster: a rule backed by the benchmark on each CPU kind.
 
     A GPU of compute capability 8.0 or newer, or, without a GPU, a CPU with AMX-BF16 (oneDNN's bfloat16
-    convolutions on AMX tiles: 2.1x the tutorial's float32 training step, `bench/train_speed.py`). Not
+    convolutions on AMX tiles: about 2x the tutorial's float32 training step, `bench/train_speed.py`). Not
     AVX512-BF16 alone: on an AMD EPYC with AVX512-BF16 and no AMX, `python -m bench.run` measured bfloat16,
     float32 and the tutorial's code at the same 43.6 images/s, so the float32 default loses nothing there and
     keeps full precision. Without either, bfloat16 is emulated and slower than float32.

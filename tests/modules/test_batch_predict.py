@@ -99,7 +99,9 @@ def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder)
     # stops before staging or submitting it: no cloud is reached.
     images, _ = batch_predict.list_inputs([photo_folder])
     pipeline = beam.Pipeline(options=PipelineOptions(
-        beam_args.dataflow_beam_args(*DATAFLOW.values()) + ['--dry_run=True']))
+        beam_args.dataflow_beam_args(project=DATAFLOW['dataflow_project'], region=DATAFLOW['dataflow_region'],
+                                     temp_location=DATAFLOW['temp_location'], image=DATAFLOW['image'])
+        + ['--dry_run=True']))
     batch_predict.build_pipeline(pipeline, images, ['gs://bucket/records/eval.tfrecord.gz'], 'gs://bucket/model/1',
                                  'gs://bucket/out')
     result = pipeline.run()

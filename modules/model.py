@@ -218,8 +218,8 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
       ValueError: naming the first layer whose type or weight shapes differ.
     """
     # Weightless layers (a mixed model's float32 cast of its logits) have nothing to copy.
-    sources, targets = ([(path, layer) for path, layer in _leaf_layers(model) if layer.weights]
-                        for model in (source, target))
+    sources = [leaf for leaf in _leaf_layers(source) if leaf[1].weights]
+    targets = [leaf for leaf in _leaf_layers(target) if leaf[1].weights]
     if len(sources) != len(targets):
         raise ValueError(f'Cannot copy weights: {len(sources)} layers vs {len(targets)}')
     for (path, src), (_, dst) in zip(sources, targets):

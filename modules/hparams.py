@@ -41,6 +41,10 @@ class TrainingConfig:
     # Compute each stride-2 Conv2DTranspose as a 2x2 convolution + depth_to_space (the same function and
     # weights; see modules.model.SubPixelConv2DTranspose). Off unless the benchmark shows it faster.
     subpixel_upsampling: bool = False
+    # Compute the transposed convolutions of the decoder's 4x4 and 8x8 inputs as one matrix multiply over the
+    # nine kernel taps (the same function and weights; modules.model.GemmConv2DTranspose). None: under mixed
+    # bfloat16, where it measured faster (AMX); the stock layer in float32, where it measured no faster.
+    gemm_upsampling: Optional[bool] = None
     class_weights: Optional[Tuple[float, ...]] = None
     # Augmentation of training batches only (modules.augment; never at evaluation or serving): the joint flip,
     # largest zoom (1 + scale), rotation (degrees), shift (fraction of the side) and colour jitter, each

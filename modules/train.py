@@ -243,10 +243,19 @@ def use_mixed_bfloat16(training: TrainingConfig) -> bool:
     return training.mixed_bfloat16
 
 
+def use_gemm_upsampling(training: TrainingConfig, mixed_bfloat16: bool) -> bool:
+    """The configured form of the small decoder blocks' transposed convolutions, or, when unset, the GEMM form
+    under mixed bfloat16 unless the sub-pixel form is asked for."""
+    if training.gemm_upsampling is None:
+        return mixed_bfloat16 and not training.subpixel_upsampling
+    return training.gemm_upsampling
+
+
 def _build_unet(training: TrainingConfig, mixed_bfloat16: bool) -> keras.Model:
     return model_lib.build_unet(encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
                                 dropout=training.dropout, batchnorm_momentum=training.batchnorm_momentum,
-                                mixed_bfloat16=mixed_bfloat16, subpixel=training.subpixel_upsampling)
+                                mixed_bfloat16=mixed_bfloat16, subpixel=training.subpixel_upsampling,
+                                gemm_upsampling=use_gemm_upsampling(training, mixed_bfloat16))
 
 
 def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:

@@ -163,6 +163,8 @@ class PipelineConfig:
         _check(0.0 <= training.dropout < 1.0, f'training.dropout must be in [0, 1), got {training.dropout}')
         _check(training.batchnorm_momentum is None or 0.0 < training.batchnorm_momentum < 1.0,
                f'training.batchnorm_momentum must be None or in (0, 1), got {training.batchnorm_momentum}')
+        _check(not (training.subpixel_upsampling and training.gemm_upsampling),
+               'training.subpixel_upsampling and training.gemm_upsampling are two forms of the same layers: choose one')
         weights = training.encoder_weights
         _check(weights in ENCODER_WEIGHT_CHOICES or weights.endswith('.h5'),
                f'training.encoder_weights must be one of {ENCODER_WEIGHT_CHOICES} or a path to a .h5 file, got {weights!r}')

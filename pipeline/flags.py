@@ -34,6 +34,8 @@ _HELP = {
     'training.batch_size': 'examples per step per replica',
     'training.encoder_weights': "'imagenet', 'none' (random, trained) or a local MobileNetV2 no-top .h5",
     'training.mixed_bfloat16': 'train in mixed bfloat16 (default: where the CPU/GPU computes bfloat16 natively)',
+    'training.gemm_upsampling': "the decoder's 4x4 and 8x8 transposed convolutions as one matrix multiply over the "
+                                'nine taps, same function and weights (default: under mixed bfloat16)',
     'training.class_weights': f'{keys.NUM_CLASSES} per-class loss weights ({", ".join(keys.CLASS_NAMES)})',
     'training.augment_flip': 'flip training images and masks left-right at random (the tutorial\'s augmentation)',
     'training.augment_scale': 'training zoom in [1/(1+s), 1+s] at strength 1 (0: off)',

@@ -117,36 +117,68 @@ def test_copy_weights_names_the_layer_that_does_not_match():
                                model_lib.build_unet(encoder_weights='none', decoder_filters=(256, 256, 128, 64)))
 
 
+REWRITES = [model_lib.SubPixelConv2DTranspose, model_lib.GemmConv2DTranspose]
+
+
+@pytest.mark.parametrize('rewrite', REWRITES)
 @pytest.mark.parametrize('use_bias', [False, True])
-def test_subpixel_layer_computes_the_transposed_convolution_exactly(use_bias):
+def test_rewritten_layers_compute_the_transposed_convolution_and_its_gradients_exactly(rewrite, use_bias):
     rng = np.random.default_rng(0)
     inputs = tf.constant(rng.normal(size=(2, 7, 9, 5)), tf.float32)
     stock = keras.layers.Conv2DTranspose(6, 3, strides=2, padding='same', use_bias=use_bias)
-    subpixel = model_lib.SubPixelConv2DTranspose(6, 3, strides=2, padding='same', use_bias=use_bias)
+    rewritten = rewrite(6, 3, strides=2, padding='same', use_bias=use_bias)
     stock.build(inputs.shape)
-    subpixel.build(inputs.shape)
+    rewritten.build(inputs.shape)
     weights = [rng.normal(size=w.shape).astype(np.float32) for w in stock.weights]
     stock.set_weights(weights)
-    subpixel.set_weights(weights)
-    expected, actual = stock(inputs).numpy(), subpixel(inputs).numpy()
-    assert actual.shape == expected.shape == (2, 14, 18, 6)
-    np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=1e-5)
+    rewritten.set_weights(weights)
+    upstream = tf.constant(rng.normal(size=(2, 14, 18, 6)), tf.float32)  # a loss that weighs every output
+    results = []
+    for layer in (stock, rewritten):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs)
+            loss = tf.reduce_sum(outputs * upstream)
+        results.append([outputs] + tape.gradient(loss, [inputs] + layer.trainable_weights))
+    assert results[1][0].shape == results[0][0].shape == (2, 14, 18, 6)
+    for expected, actual in zip(*results):
+        # the sub-pixel layer's kernel gradient comes as IndexedSlices (its kernel goes through tf.gather)
+        np.testing.assert_allclose(tf.convert_to_tensor(actual), tf.convert_to_tensor(expected), atol=1e-4, rtol=1e-5)
 
 
-def test_subpixel_layer_refuses_shapes_it_is_not_exact_for():
-    with pytest.raises(ValueError, match='exact for kernel_size=3, strides=2'):
-        model_lib.SubPixelConv2DTranspose(6, 4, strides=2, padding='same')
+@pytest.mark.parametrize('rewrite', REWRITES)
+def test_rewritten_layers_refuse_shapes_they_are_not_exact_for(rewrite):
+    with pytest.raises(ValueError, match=f'{rewrite.__name__} is exact for kernel_size=3, strides=2'):
+        rewrite(6, 4, strides=2, padding='same')
 
 
-def test_weights_saved_with_stock_layers_load_into_the_subpixel_unet(tmp_path):
+def test_gemm_upsampling_rewrites_the_decoders_4x4_and_8x8_blocks_only():
+    unet = model_lib.build_unet(gemm_upsampling=True, mixed_bfloat16=True)
+    rewritten = [layer.name for layer in model_lib._all_layers(unet) if isinstance(layer, model_lib.GemmConv2DTranspose)]
+    assert len(rewritten) == 2
+    assert [unet.get_layer(f'upsample_{i}').input_shape[1] for i in range(4)] == [4, 8, 16, 32]
+    assert [isinstance(unet.get_layer(f'upsample_{i}').layers[0], model_lib.GemmConv2DTranspose)
+            for i in range(4)] == [True, True, False, False]
+    assert type(unet.get_layer('logits')) is keras.layers.Conv2DTranspose
+    assert unet.get_layer('upsample_1').layers[0].compute_dtype == 'bfloat16'
+
+
+def test_both_rewrites_at_once_are_refused():
+    with pytest.raises(ValueError, match='subpixel or gemm, not both'):
+        model_lib.build_unet(image_size=64, subpixel=True, gemm_upsampling=True)
+
+
+@pytest.mark.parametrize('rewrite, option', [(model_lib.SubPixelConv2DTranspose, 'subpixel'),
+                                              (model_lib.GemmConv2DTranspose, 'gemm_upsampling')])
+def test_weights_saved_with_stock_layers_load_into_a_rewritten_unet(rewrite, option, tmp_path):
     keras.utils.set_random_seed(1)
     stock = model_lib.build_unet(image_size=64, batchnorm_momentum=0.9)
     images = tf.random.uniform([2, 64, 64, 3], seed=3)
     stock(images, training=True)  # moves the BatchNorm statistics away from their initial values
     stock.save_weights(str(tmp_path / 'stock'))
-    subpixel = model_lib.build_unet(image_size=64, subpixel=True)
-    subpixel.load_weights(str(tmp_path / 'stock')).assert_existing_objects_matched()
-    assert subpixel.count_params() == stock.count_params()
-    assert any(isinstance(layer, model_lib.SubPixelConv2DTranspose) for layer in model_lib._all_layers(subpixel))
-    np.testing.assert_allclose(subpixel(images, training=False).numpy(), stock(images, training=False).numpy(),
+    rewritten = model_lib.build_unet(image_size=64, **{option: True})
+    rewritten.load_weights(str(tmp_path / 'stock')).assert_existing_objects_matched()
+    assert rewritten.count_params() == stock.count_params()
+    assert any(isinstance(layer, rewrite) for layer in model_lib._all_layers(rewritten))
+    np.testing.assert_allclose(rewritten(images, training=False).numpy(), stock(images, training=False).numpy(),
                                atol=1e-4, rtol=1e-4)

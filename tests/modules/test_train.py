@@ -33,11 +33,28 @@ def test_native_bfloat16_reads_cpu_flags(flags, native):
     assert model_lib.native_bfloat16(cpu_flags=flags) is native
 
 
+@pytest.mark.parametrize('mixed, subpixel, configured, used', [
+    (True, False, None, True),      # unset: the GEMM form where training computes in bfloat16
+    (False, False, None, False),    # ... and the stock layer in float32
+    (True, True, None, False),      # ... unless the sub-pixel form is asked for
+    (False, False, True, True),     # set: as configured
+    (True, False, False, False),
+])
+def test_gemm_upsampling_follows_the_precision_unless_configured(mixed, subpixel, configured, used):
+    training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, gemm_upsampling=configured)
+    assert train.use_gemm_upsampling(training, mixed) is used
+
+
+def _gemm_layers(model):
+    return [layer for layer in model_lib._all_layers(model) if isinstance(layer, model_lib.GemmConv2DTranspose)]
+
+
 def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():
     training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=True)
     model = train.build_model(training)
     twin = train.float32_twin(model, training)
     assert twin is not model
+    assert len(_gemm_layers(model)) == 2 and not _gemm_layers(twin), 'the export has the stock layers'
     assert {layer.compute_dtype for layer in twin.get_layer('encoder').layers} == {'float32'}
     images = np.random.default_rng(1).random((1, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
     assert np.mean(np.argmax(model(images), -1) == np.argmax(twin(images), -1)) > 0.95

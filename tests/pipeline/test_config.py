@@ -52,6 +52,12 @@ def test_validate_names_the_bad_field(key, value, message):
         config_lib.preset('default').with_overrides({key: value})
 
 
+def test_validate_refuses_both_forms_of_the_transposed_convolutions():
+    with pytest.raises(ValueError, match='subpixel_upsampling and training.gemm_upsampling'):
+        config_lib.preset('default').with_overrides({'training.subpixel_upsampling': True,
+                                                     'training.gemm_upsampling': True})
+
+
 def test_with_overrides_replaces_only_what_is_given():
     base = config_lib.preset('default')
     config = base.with_overrides({'training.epochs': 3, 'evaluation.max_regression': 0.05, 'training.dropout': None})

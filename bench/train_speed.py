@@ -15,6 +15,8 @@ times, and each figure's ratio to the tutorial's code. Sides:
 - `tutorial`: `bench/tutorial_baseline.py`, the tutorial's model and `compile`;
 - `project`: `modules.train.build_model` as `run_fn` builds it (float32 here unless the CPU has AMX);
 - `project_subpixel`: the same with `subpixel_upsampling` (sub-pixel transposed convolutions);
+- `project_stock_upsampling`: the same with `gemm_upsampling=False`, the stock transposed convolutions
+  everywhere (`project` computes the decoder's 4x4 and 8x8 ones as a GEMM under mixed bfloat16);
 - `project_bfloat16`: the same in mixed bfloat16, where it is not the default already.
 
 Then the tutorial's and the project's steps are profiled (`bench/step_profile.py`: time and FLOPs per op type,
@@ -68,7 +70,8 @@ def sides(mixed_default: bool, encoder_weights: str) -> Dict[str, keras.Model]:
     models = {'tutorial': tutorial_baseline.build_and_compile(encoder_weights, batchnorm_momentum=0.9)}
     base = hparams.TrainingConfig(batchnorm_momentum=0.9, mixed_bfloat16=mixed_default, encoder_weights=encoder_weights,
                                   train_encoder=False)
-    variants = {'project': base, 'project_subpixel': dataclasses.replace(base, subpixel_upsampling=True)}
+    variants = {'project': base, 'project_subpixel': dataclasses.replace(base, subpixel_upsampling=True),
+                'project_stock_upsampling': dataclasses.replace(base, gemm_upsampling=False)}
     if not mixed_default:
         variants['project_bfloat16'] = dataclasses.replace(base, mixed_bfloat16=True)
     for name, settings in variants.items():

@@ -1,9 +1,11 @@
 """Two exact rewrites of the decoder's transposed convolutions, timed against the stock layer.
 
     .venv/bin/python -m bench.upsample_rewrites            # ~1.5 min on 2 CPU cores
+    .venv/bin/python -m bench.upsample_rewrites --dtype bfloat16     # as under mixed bfloat16
 
 - `gemm`: one matrix multiply of the input with all nine kernel taps, then a shift-and-add of the tap outputs
-  into the four output phases (`depth_to_space`): the same FLOPs as `Conv2DTranspose`, all in one GEMM.
+  into the four output phases (`depth_to_space`): the same FLOPs as `Conv2DTranspose`, all in one GEMM
+  (`modules.model.GemmConv2DTranspose`, which `gemm_upsampling` puts on the decoder's 4x4 and 8x8 inputs).
 - `split_skip`: a layer that takes [decoder features, skip connection] convolves each part with its slice of
   the kernel and adds, instead of convolving their concatenation; with a frozen encoder the skip part needs
   no input gradient, so ~16% of the decoder's convolution FLOPs are never computed.
@@ -28,10 +30,6 @@ from bench import results_file, timing  # noqa: E402
 from bench.results_file import RESULTS_DIR  # noqa: E402
 from modules import model as model_lib  # noqa: E402
 
-# (kernel row, input row offset) per output phase: phase 0 takes kernel row 0 from input row m and row 2 from
-# row m-1; phase 1 takes row 1 from row m (likewise for columns); see model.SubPixelConv2DTranspose.
-_PHASE_TAPS = (((0, 0), (2, 1)), ((1, 0),))
-
 
 def stock(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     """Conv2DTranspose(kernel 3, stride 2, 'same', no bias) as Keras computes it; kernel [3, 3, out, in]."""
@@ -39,22 +37,8 @@ def stock(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     return tf.nn.conv2d_transpose(x, kernel, shape, strides=2, padding='SAME')
 
 
-def gemm(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    """The same function as `stock`: one GEMM over the nine taps, a shift-and-add into the output phases."""
-    batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    channels_in, channels_out = kernel.shape[3], kernel.shape[2]
-    taps = tf.matmul(tf.reshape(x, [-1, channels_in]),
-                     tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [channels_in, 9 * channels_out]))
-    taps = tf.split(tf.reshape(taps, [batch, height, width, 9 * channels_out]), 9, axis=-1)
-
-    def tap(row, column, row_offset, column_offset):
-        value = taps[row * 3 + column]
-        if row_offset or column_offset:
-            value = tf.pad(value, [[0, 0], [row_offset, 0], [column_offset, 0], [0, 0]])[:, :height, :width]
-        return value
-    phases = [tf.add_n([tap(row, column, dy, dx) for row, dy in _PHASE_TAPS[a] for column, dx in _PHASE_TAPS[b]])
-              for a in (0, 1) for b in (0, 1)]
-    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+# The same function as `stock`: one GEMM over the nine taps, a shift-and-add into the output phases.
+gemm = model_lib.gemm_conv2d_transpose
 
 
 def split_skip(decoder: tf.Tensor, skip: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -78,25 +62,27 @@ def decoder_shapes(image_size: int = 128) -> List[Dict]:
     return shapes
 
 
-def time_layer(shape: Dict, batch_size: int, repeats: int) -> Dict:
-    """Median seconds of forward + decoder-input gradient + kernel gradient for each form, taken in turn."""
-    decoder = tf.random.uniform([batch_size, shape['size'], shape['size'], shape['decoder_channels']])
-    skip = tf.random.uniform([batch_size, shape['size'], shape['size'], shape['skip_channels']])
-    kernel = tf.Variable(tf.random.normal([3, 3, shape['filters'],
-                                           shape['decoder_channels'] + shape['skip_channels']], stddev=0.05))
+def time_layer(shape: Dict, batch_size: int, repeats: int, dtype: str = 'float32') -> Dict:
+    """Median seconds of forward + decoder-input gradient + kernel gradient for each form, taken in turn.
+
+    In bfloat16 as a mixed-precision layer computes: activations in bfloat16, the float32 kernel cast to it."""
+    decoder = tf.random.uniform([batch_size, shape['size'], shape['size'], shape['decoder_channels']], dtype=dtype)
+    skip = tf.random.uniform([batch_size, shape['size'], shape['size'], shape['skip_channels']], dtype=dtype)
+    variable = tf.Variable(tf.random.normal([3, 3, shape['filters'],
+                                             shape['decoder_channels'] + shape['skip_channels']], stddev=0.05))
 
     def passes(forward):
         @tf.function(autograph=False)  # plain graph code: tracing stays fast
         def run():
             with tf.GradientTape() as tape:
                 tape.watch(decoder)
-                loss = tf.reduce_sum(tf.square(forward()))
-            return tape.gradient(loss, [decoder, kernel])
+                loss = tf.reduce_sum(tf.square(tf.cast(forward(tf.cast(variable, dtype)), tf.float32)))
+            return tape.gradient(loss, [decoder, variable])
         return run
-    forms = {'stock': passes(lambda: stock(tf.concat([decoder, skip], -1), kernel)),
-             'gemm': passes(lambda: gemm(tf.concat([decoder, skip], -1), kernel))}
+    forms = {'stock': passes(lambda kernel: stock(tf.concat([decoder, skip], -1), kernel)),
+             'gemm': passes(lambda kernel: gemm(tf.concat([decoder, skip], -1), kernel))}
     if shape['skip_channels']:
-        forms['split_skip'] = passes(lambda: split_skip(decoder, skip, kernel))
+        forms['split_skip'] = passes(lambda kernel: split_skip(decoder, skip, kernel))
     seconds = timing.seconds_in_turn({name: lambda run=run: [t.numpy() for t in run()] for name, run in forms.items()},
                                      repeats)
     row = dict(shape, **{f'{name}_s': float(np.median(s)) for name, s in seconds.items()})
@@ -109,7 +95,7 @@ def markdown(results: Dict) -> str:
     lines = [f'# Exact rewrites of the transposed convolutions, {results["date"]}', '',
              f'Machine: {results["machine"]}. Command: `{results["command"]}`.', '',
              'Median seconds of forward, decoder-input gradient and kernel gradient, batch '
-             f'{results["batch_size"]}; speed-up = stock seconds / rewrite seconds.', '',
+             f'{results["batch_size"]}, computed in {results["dtype"]}; speed-up = stock seconds / rewrite seconds.', '',
              '| layer | input | decoder + skip channels | filters | stock (s) | gemm (s) | x stock | split_skip (s) '
              '| x stock |', '|---|---|---|---|---|---|---|---|---|']
     for r in results['layers']:
@@ -126,18 +112,22 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--batch_size', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=5, help='timed rounds per layer (default 5)')
+    parser.add_argument('--dtype', choices=('float32', 'bfloat16'), default='float32',
+                        help='compute dtype; bfloat16 as under mixed precision (float32 kernels cast to it)')
     parser.add_argument('--results_dir', default=RESULTS_DIR)
     args = parser.parse_args(argv)
     rows = []
     for shape in decoder_shapes():
-        rows.append(time_layer(shape, args.batch_size, args.repeats))
+        rows.append(time_layer(shape, args.batch_size, args.repeats, args.dtype))
         print(f'{shape["layer"]}: stock {rows[-1]["stock_s"]:.3f} s, gemm {rows[-1]["gemm_s"]:.3f} s', flush=True)
     with_skip = [r for r in rows if 'split_skip_s' in r]
-    results = {**results_file.header('bench.upsample_rewrites', argv), 'batch_size': args.batch_size, 'layers': rows,
+    results = {**results_file.header('bench.upsample_rewrites', argv), 'batch_size': args.batch_size,
+               'dtype': args.dtype, 'layers': rows,
                'totals': {'gemm_speedup': sum(r['stock_s'] for r in rows) / sum(r['gemm_s'] for r in rows),
                           'split_skip_speedup': (sum(r['stock_s'] for r in with_skip)
                                                  / sum(r['split_skip_s'] for r in with_skip))}}
-    results_file.write(results, args.results_dir, markdown(results), name='upsample-rewrites')
+    name = 'upsample-rewrites' + ('' if args.dtype == 'float32' else f'-{args.dtype}')
+    results_file.write(results, args.results_dir, markdown(results), name=name)
     return results
 
 

@@ -256,6 +256,11 @@ def _all_layers(layer: keras.layers.Layer):
         yield from _all_layers(child)
 
 
+def has_rewritten_layers(model: keras.Model) -> bool:
+    """True when a transposed convolution of `model` is computed by one of this module's exact rewrites."""
+    return any(isinstance(layer, (SubPixelConv2DTranspose, GemmConv2DTranspose)) for layer in _all_layers(model))
+
+
 def computes_in_float32(model: keras.Model) -> bool:
     """True when every layer of `model` computes in float32 (no mixed-precision policy anywhere)."""
     return all(layer.compute_dtype == 'float32' for layer in _all_layers(model))

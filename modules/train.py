@@ -11,6 +11,7 @@ strategy the environment calls for (`modules.distribute`: several workers in TF_
 device); `batch_size` is per replica, and only the chief writes the model, history and TensorBoard logs.
 """
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -259,14 +260,16 @@ def _build_unet(training: TrainingConfig, mixed_bfloat16: bool) -> keras.Model:
 
 
 def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
-    """`model` itself if it computes in float32, else a float32 copy with its weights.
+    """`model` itself if it computes in float32 with Keras' own layers, else a float32 copy with its weights.
 
     The exported model computes in float32 so it serves at full speed and precision on any machine,
-    not only those with native bfloat16.
+    not only those with native bfloat16, and with the stock transposed convolutions: the rewrites are the
+    same function, chosen for training speed on one kind of machine, and the serving machine may be another.
     """
-    if model_lib.computes_in_float32(model):
+    if model_lib.computes_in_float32(model) and not model_lib.has_rewritten_layers(model):
         return model
-    twin = _build_unet(training, mixed_bfloat16=False)
+    stock = dataclasses.replace(training, subpixel_upsampling=False, gemm_upsampling=False)
+    twin = _build_unet(stock, mixed_bfloat16=False)
     model_lib.copy_weights(model, twin)
     return twin
 

@@ -71,6 +71,16 @@ def test_a_float32_export_warm_starts_a_bfloat16_model_with_all_its_weights(tmp_
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.name)
 
 
+@pytest.mark.parametrize('rewrite', ['gemm_upsampling', 'subpixel_upsampling'])
+def test_a_float32_model_with_rewritten_layers_is_exported_with_the_stock_ones(rewrite):
+    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False, **{rewrite: True})
+    model = train.build_model(training)
+    twin = train.float32_twin(model, training)
+    assert model_lib.has_rewritten_layers(model) and not model_lib.has_rewritten_layers(twin)
+    images = np.random.default_rng(2).random((1, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
+    np.testing.assert_allclose(twin(images).numpy(), model(images).numpy(), atol=1e-4, rtol=1e-4)
+
+
 def test_a_float32_model_is_exported_as_is():
     training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False)
     model = train.build_model(training)

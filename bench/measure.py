@@ -31,7 +31,7 @@ def interleaved_training(sides: Dict[str, Tuple[keras.Model, tf.data.Dataset]], 
     """Trains every side one epoch at a time, in turn, so machine noise hits all sides alike.
 
     Args:
-      sides: name -> (compiled model, repeating dataset).
+      sides: name -> (compiled model, repeating dataset, or an iterator over one to go on with afterwards).
       epochs: epochs per side.
       steps_per_epoch: steps per epoch.
       batch_size: images per step.

@@ -39,7 +39,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import measure, quality, results_file, tutorial_baseline  # noqa: E402
+from bench import measure, quality, results_file, train_speed, tutorial_baseline  # noqa: E402
 from bench.results_file import RESULTS_DIR, ROOT  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
@@ -65,6 +65,8 @@ def _add_bench_flags(parser: argparse.ArgumentParser) -> None:
                         help='train only the first N ablation variants (default: all)')
     parser.add_argument('--ablation_epochs', type=flags.positive_int,
                         help="epochs of each ablation variant (default: the end-to-end run's)")
+    parser.add_argument('--timed_steps', type=int, default=16,
+                        help='after the epochs, steps per training side timed one at a time in turn (default 16; 0: none)')
     parser.add_argument('--num_train', type=flags.positive_int, default=480, help='generated training images (default 480)')
     parser.add_argument('--num_test', type=flags.positive_int, default=120, help='generated eval images (default 120)')
     parser.add_argument('--pipeline_epochs', type=flags.positive_int,
@@ -157,8 +159,12 @@ def measure_pipeline(args: argparse.Namespace, config: config_lib.PipelineConfig
                    eval_records, eval_images, eval_masks)
 
 
-def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_dir: str, results: Dict):
-    """Trains the tutorial's code and this project (both precisions) side by side; returns (project model, settings)."""
+def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_dir: str, results: Dict,
+                     timed_steps: int = 0):
+    """Trains the tutorial's code and this project (both precisions) side by side, epoch by epoch, scores them,
+    then times `timed_steps` more steps per side one at a time in turn, each on its own input pipeline (an
+    epoch-level figure carries `fit`'s per-call cost and any stalled epoch; this one does not); returns
+    (project model, settings)."""
     print('2/6 training and quality, interleaved: tutorial baseline, this project (float32 and bfloat16) ...', flush=True)
     settings = config.training
     data = config.data
@@ -182,11 +188,19 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
              'project': project_side(training)}
     other_precision = dataclasses.replace(training, mixed_bfloat16=not training.mixed_bfloat16)
     sides['project_' + ('float32' if training.mixed_bfloat16 else 'bfloat16')] = project_side(other_precision)
-    timed = measure.interleaved_training(sides, settings.epochs, steps, settings.batch_size)
+    iterators = {name: iter(dataset) for name, (_, dataset) in sides.items()}
+    timed = measure.interleaved_training({name: (model, iterators[name]) for name, (model, _) in sides.items()},
+                                         settings.epochs, steps, settings.batch_size)
     for name, (model, _) in sides.items():
         timed[name]['quality'] = measure.score(model, inputs.eval_images, inputs.eval_masks)
+    if timed_steps:
+        by_step, _ = train_speed.interleaved_steps({name: model for name, (model, _) in sides.items()}, iterators,
+                                                   timed_steps, settings.batch_size)
+        for name, result in train_speed.add_ratios(by_step, 'baseline').items():
+            timed[name]['step_by_step'] = result
     results['training'] = {
         'settings': {'batch_size': settings.batch_size, 'epochs': settings.epochs, 'steps_per_epoch': steps,
+                     'timed_steps': timed_steps,
                      'mixed_bfloat16': training.mixed_bfloat16, 'jit_compile': training.jit_compile},
         **timed,
     }
@@ -277,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     inputs = measure_pipeline(args, config, results)
     sections = set(args.sections)
     if 'speed' in sections:
-        project_model, training = measure_training(config, inputs, args.work_dir, results)
+        project_model, training = measure_training(config, inputs, args.work_dir, results, args.timed_steps)
         # The exported model computes in float32 whatever the training precision; compare like with like.
         keras_model = train.float32_twin(project_model, training)
     elif sections & {'serving', 'evaluation'}:
@@ -308,6 +322,9 @@ def ratios(results: Dict) -> Dict[str, float]:
         training = results['training']
         found.update({
             'train_throughput_vs_baseline': training['project']['images_per_s'] / training['baseline']['images_per_s'],
+            **({'train_step_median_vs_baseline': training['project']['step_by_step']['vs_baseline_median'],
+                'train_step_best_quartile_vs_baseline': training['project']['step_by_step']['vs_baseline_best_quartile']}
+               if 'step_by_step' in training['project'] else {}),
             'pixel_accuracy_points_vs_baseline': 100 * (training['project']['quality']['pixel_accuracy']
                                                         - training['baseline']['quality']['pixel_accuracy']),
             'mean_iou_points_vs_baseline': 100 * (training['project']['quality']['mean_iou']
@@ -425,9 +442,14 @@ def _markdown(results: Dict) -> str:
         lines += ['', f'Training: same data, batch {training["settings"]["batch_size"]}, {training["settings"]["epochs"]} '
                   f'epochs, the same frozen encoder weights ({results["encoder_weights"]}); `project` uses TrainingConfig '
                   f'defaults '
-                  f'(mixed_bfloat16={training["settings"]["mixed_bfloat16"]}); sides interleaved epoch by epoch.', '',
+                  f'(mixed_bfloat16={training["settings"]["mixed_bfloat16"]}); sides interleaved epoch by epoch, '
+                  'quality scored, then single steps in turn (each side on its own input pipeline).', '',
                   '| training | ' + ' | '.join(sides) + ' |', '|---|' + '---|' * len(sides),
                   '| images/s (median epoch after the first) | ' + ' | '.join(f'{training[s]["images_per_s"]:.1f}' for s in sides) + ' |']
+        if 'step_by_step' in training['project']:
+            lines += [f'| images/s, {training["settings"]["timed_steps"]} steps a side one at a time in turn ({figure}) | '
+                      + ' | '.join(f'{training[s]["step_by_step"][f"images_per_s_{key}"]:.1f}' for s in sides) + ' |'
+                      for figure, key in (('median step', 'median'), ('best quartile', 'best_quartile'))]
         for metric in training['project']['quality']:
             lines.append(f'| {metric} | ' + ' | '.join(f'{training[s]["quality"][metric]:.4f}' for s in sides) + ' |')
     if 'preprocessing' in results:

@@ -12,12 +12,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 def test_bench_runs_on_tiny_sizes(tmp_path):
     results = run.main(['--num_train', '16', '--num_test', '8', '--epochs', '2', '--batch_size', '8', '--pipeline_epochs', '2',
-                        '--work_dir', str(tmp_path / 'work'), '--results_dir', str(tmp_path / 'results')])
+                        '--timed_steps', '3', '--work_dir', str(tmp_path / 'work'), '--results_dir', str(tmp_path / 'results')])
     for section in ('pipeline', 'training', 'preprocessing', 'serving', 'evaluation', 'flops', 'quality', 'ratios'):
         assert section in results
     assert 'ablation' not in results, 'the ablation is opt-in'
     assert results['training']['baseline']['images_per_s'] > 0 and results['training']['project']['images_per_s'] > 0
     assert 0 <= results['training']['project']['quality']['mean_iou'] <= 1
+    for side in ('baseline', 'project', 'project_float32' if 'project_float32' in results['training'] else 'project_bfloat16'):
+        assert len(results['training'][side]['step_by_step']['step_s']) == 3, side
+    assert results['training']['baseline']['step_by_step']['vs_baseline_median'] == 1.0
+    assert results['ratios']['train_step_best_quartile_vs_baseline'] > 0
     assert results['flops']['train_flops_per_image'] > results['flops']['forward_flops_per_image'] > 1e9
     assert set(results['pipeline']['components_s']) >= {'TfdsExampleGen', 'Transform', 'Trainer', 'Evaluator'}
     written = os.listdir(tmp_path / 'results')

@@ -33,8 +33,9 @@ class TrainingConfig:
     dropout: float = 0.0
     # None keeps Keras' BatchNorm momentum; small datasets trained from random weights need ~0.9.
     batchnorm_momentum: Optional[float] = None
-    # Speed: bfloat16 compute with float32 variables (None: where the training machine has native bfloat16,
-    # see modules.model.native_bfloat16; the exported model always computes in float32), and XLA compilation
+    # Speed: bfloat16 compute with float32 variables (None: as the training machine's hardware calls for, measured
+    # against float32 where it does not settle it; see modules.train.use_mixed_bfloat16; the exported model
+    # always computes in float32; training.json records what was used), and XLA compilation
     # of the train step (off: on CPU it made training 5-7x slower, see bench/README.md).
     mixed_bfloat16: Optional[bool] = None
     jit_compile: bool = False

@@ -12,6 +12,7 @@ device); `batch_size` is per replica, and only the chief writes the model, histo
 """
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -29,7 +30,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import augment, data, distribute, hparams, keys, metrics, model as model_lib, signatures
+from modules import augment, data, distribute, hparams, keys, metrics, model as model_lib, precision, signatures
 from modules.hparams import TrainingConfig
 
 HISTORY_FILE = 'history.json'
@@ -237,11 +238,30 @@ def check_input_matches_transform(model: keras.Model, tf_transform_output: tft.T
                          f'{tuple(transformed)}; build the model with image_size={transformed[0]}.')
 
 
-def use_mixed_bfloat16(training: TrainingConfig) -> bool:
-    """The configured precision, or, when unset, bfloat16 where this machine computes it natively."""
-    if training.mixed_bfloat16 is None:
-        return model_lib.native_bfloat16()
-    return training.mixed_bfloat16
+def use_mixed_bfloat16(training: TrainingConfig, measure: bool = True) -> bool:
+    """The configured precision or, when unset, what the hardware calls for (`model.native_bfloat16`); where the
+    hardware does not settle it (AVX512-BF16 without AMX), the faster of the two on a few measured steps, or
+    float32 when `measure` is false (a distributed run: every replica must train the same model)."""
+    if training.mixed_bfloat16 is not None:
+        return training.mixed_bfloat16
+    native = model_lib.native_bfloat16()
+    if native is not None:
+        return native
+    if not measure:
+        logging.info('Precision: bfloat16 in hardware without AMX, not measured in a distributed run: float32')
+        return False
+    return _measured_bfloat16(TrainingConfig(**{name: getattr(training, name) for name in _SPEED_SETTINGS}))
+
+
+# What a step's speed depends on; the measurement is made once per process for each combination of them.
+_SPEED_SETTINGS = ('encoder_weights', 'train_encoder', 'batch_size', 'subpixel_upsampling', 'gemm_upsampling',
+                   'jit_compile')
+
+
+@functools.lru_cache(maxsize=None)
+def _measured_bfloat16(settings: TrainingConfig) -> bool:
+    return precision.faster_in_bfloat16(
+        lambda mixed: build_model(dataclasses.replace(settings, mixed_bfloat16=mixed)), settings.batch_size)
 
 
 def use_gemm_upsampling(training: TrainingConfig, mixed_bfloat16: bool) -> bool:
@@ -336,12 +356,17 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
       The Keras history (metric name -> per-epoch values).
     """
     strategy = distribute.choose_strategy()  # first: collectives must be set up before other TensorFlow ops
+    configured = training
+    replicas = strategy.num_replicas_in_sync
+    # Before the seed: a measured precision builds and steps throwaway models.
+    training = dataclasses.replace(training, mixed_bfloat16=use_mixed_bfloat16(
+        training, measure=replicas == 1 and distribute.training_tasks() == 1))
     keras.utils.set_random_seed(training.seed)
     chief = distribute.is_chief()
-    replicas = strategy.num_replicas_in_sync
     logging.info('Distribution: %s; %d examples per step (%d per replica)', distribute.describe(strategy),
                  training.batch_size * replicas, training.batch_size)
-    backup_dir = backup_dir_for(model_run_dir, training, train_files, transform_output, base_model)
+    # From the configured settings: a rerun resumes even where a measured precision came out otherwise.
+    backup_dir = backup_dir_for(model_run_dir, configured, train_files, transform_output, base_model)
     tf_transform_output = tft.TFTransformOutput(transform_output)
     with strategy.scope():
         model = build_model(training, base_model)

@@ -33,7 +33,8 @@ _HELP = {
     'data.anomalies': "'fail': data anomalies stop the run before training; 'warn': report them and train",
     'training.batch_size': 'examples per step per replica',
     'training.encoder_weights': "'imagenet', 'none' (random, trained) or a local MobileNetV2 no-top .h5",
-    'training.mixed_bfloat16': 'train in mixed bfloat16 (default: where the CPU/GPU computes bfloat16 natively)',
+    'training.mixed_bfloat16': 'train in mixed bfloat16 (default: on AMX CPUs and GPUs of compute capability 8.0+, '
+                               'measured against float32 on CPUs with AVX512-BF16 but no AMX)',
     'training.gemm_upsampling': "the decoder's 4x4 and 8x8 transposed convolutions as one matrix multiply over the "
                                 'nine taps, same function and weights (default: under mixed bfloat16)',
     'training.class_weights': f'{keys.NUM_CLASSES} per-class loss weights ({", ".join(keys.CLASS_NAMES)})',

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import hparams, keys, model as model_lib, train
+from modules import hparams, keys, model as model_lib, precision, train
 
 
 @pytest.mark.parametrize('setting', [True, False])
@@ -26,11 +26,43 @@ def test_unset_precision_follows_the_hardware(native, monkeypatch):
 
 @pytest.mark.parametrize('flags, native', [
     (['fpu', 'avx2', 'avx512f', 'amx_bf16', 'amx_tile'], True),   # Intel with AMX
-    (['fpu', 'avx2', 'avx512f', 'avx512_bf16'], False),           # AMD Zen 4: measured no faster in bfloat16
+    (['fpu', 'avx2', 'avx512f', 'avx512_bf16'], None),            # AMD Zen 4: bfloat16 without tiles, measured
     (['fpu', 'avx', 'avx2', 'fma'], False),                       # no bfloat16 in hardware
 ])
 def test_native_bfloat16_reads_cpu_flags(flags, native):
     assert model_lib.native_bfloat16(cpu_flags=flags) is native
+
+
+def test_an_unsettled_cpu_trains_in_the_precision_its_measurement_picks(monkeypatch):
+    # AVX512-BF16 without AMX: native_bfloat16 says neither; the real models of both precisions are measured.
+    monkeypatch.setattr(model_lib, 'native_bfloat16', lambda: None)
+    built = []
+
+    def measured(build, batch_size):
+        built.extend(model_lib.computes_in_float32(build(mixed)) for mixed in (False, True))
+        return True
+    monkeypatch.setattr(precision, 'faster_in_bfloat16', measured)
+    training = dataclasses.replace(hparams.TrainingConfig(), batch_size=2, seed=7)
+    train._measured_bfloat16.cache_clear()
+    try:
+        assert train.use_mixed_bfloat16(training) is True
+        assert built == [True, False], 'a float32 and a mixed bfloat16 model were built and measured'
+        assert train.use_mixed_bfloat16(dataclasses.replace(training, learning_rate=0.01)) is True
+        assert len(built) == 2, 'measured once for settings that train at the same speed (a Tuner\'s trials)'
+        assert train.use_mixed_bfloat16(training, measure=False) is False, 'no measurement: float32'
+    finally:
+        train._measured_bfloat16.cache_clear()  # the stub's answer must not outlive this test
+
+
+@pytest.mark.slow
+def test_measuring_the_unet_agrees_with_the_hardware_where_it_settles_the_precision():
+    native = model_lib.native_bfloat16()
+    if native is None:
+        pytest.skip('AVX512-BF16 without AMX: the measurement is the only judge here')
+    training = dataclasses.replace(hparams.TrainingConfig(), batch_size=8)
+    faster = precision.faster_in_bfloat16(lambda mixed: train.build_model(
+        dataclasses.replace(training, mixed_bfloat16=mixed)), training.batch_size)
+    assert faster is native, 'AMX: bfloat16 is faster; without bfloat16 instructions it is emulated and slower'
 
 
 @pytest.mark.parametrize('mixed, subpixel, configured, used', [

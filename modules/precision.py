@@ -1,0 +1,61 @@
+"""Whether mixed bfloat16 trains faster on this machine, measured where the hardware does not settle it.
+
+`model.native_bfloat16` answers from the hardware where the answer is known: AMX or a GPU of compute
+capability 8.0+ (bfloat16 is faster), no bfloat16 instructions at all (emulated, ~10x slower). A CPU with
+AVX512-BF16 but no AMX (AMD Zen 4, some Xeons) has bfloat16 dot products but no matrix tiles, and whether
+oneDNN's bfloat16 convolutions beat float32 there depends on the CPU and the model; the one benchmark of
+that kind (the issue's 43.6 images/s for every side alike) was masked by epochs stalled to a fixed length.
+So there the Trainer times a few training steps of the model in both precisions and trains in the faster.
+"""
+
+import logging
+import time
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from modules import keys
+
+
+def _stepper(model: keras.Model, batch_size: int) -> Callable[[], float]:
+    """One training step of the compiled `model` on a fixed random batch, timed; the first call traces."""
+    rng = np.random.default_rng(0)
+    size = model.input_shape[1]
+    images = rng.random((batch_size, size, size, 3), dtype=np.float32)
+    masks = rng.integers(0, keys.NUM_CLASSES, (batch_size, size, size, 1))
+    iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
+    function = model.make_train_function()
+
+    def step() -> float:
+        start = time.perf_counter()
+        function(iterator)['loss'].numpy()
+        return time.perf_counter() - start
+    return step
+
+
+def faster_in_bfloat16(build: Callable[[bool], keras.Model], batch_size: int, steps: int = 3) -> bool:
+    """Whether the model trains faster in mixed bfloat16 than in float32 on this machine.
+
+    Args:
+      build: returns the compiled model, in mixed bfloat16 when given True.
+      batch_size: examples per step, as training will take them.
+      steps: timed steps per precision, taken in turn after one untimed (tracing) step each.
+
+    Returns:
+      True when bfloat16's median step is the shorter.
+    """
+    start = time.perf_counter()
+    steppers = {mixed: _stepper(build(mixed), batch_size) for mixed in (False, True)}
+    for step in steppers.values():
+        step()
+    seconds = {mixed: [] for mixed in steppers}
+    for _ in range(steps):
+        for mixed, step in steppers.items():
+            seconds[mixed].append(step())
+    median = {mixed: float(np.median(values)) for mixed, values in seconds.items()}
+    logging.info('Precision measured (batch %d, %d steps each): float32 %.3f s, mixed bfloat16 %.3f s a step; '
+                 'training in %s (the measurement took %.0f s)', batch_size, steps, median[False], median[True],
+                 'mixed bfloat16' if median[True] < median[False] else 'float32', time.perf_counter() - start)
+    return median[True] < median[False]

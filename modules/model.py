@@ -76,15 +76,16 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
 class GemmConv2DTranspose(keras.layers.Conv2DTranspose):
     """Conv2DTranspose(kernel 3, stride 2, 'same') computed as one matrix multiply over the nine kernel taps.
 
-    The same function with the same kernel variable as the stock layer (and so `SubPixelConv2DTranspose`'s
-    weight compatibility). Each input pixel times the kernel as a [in_channels, 9 x filters] matrix gives all
+    The same function with the same kernel variable as the stock layer, so weights saved with either layer load
+    into the other. Each input pixel times the kernel as a [in_channels, 9 x filters] matrix gives all
     nine taps' contributions at once; the output phases then gather them as the sub-pixel layer's comment
     says (phase 0 of a row: kernel row 0 from input row m, row 2 from row m-1; phase 1: row 1 from row m), done
     as a shift and an add over rows, then over columns, and `depth_to_space` puts the four phases in place.
     Same FLOPs as the stock layer, all in the GEMM. Why: on AMX, oneDNN's transposed convolution of a small
     input with many channels (the decoder's 4x4 and 8x8 blocks) runs its weight gradient far below the
-    matrix-multiply rate, and this form is 1.3-1.4x faster there; on the larger inputs its element-wise
-    shift-and-add costs more than it saves (`bench.upsample_rewrites --dtype bfloat16`).
+    matrix-multiply rate, and this form is 1.7-1.9x faster there in bfloat16; on the larger inputs its
+    element-wise shift-and-add costs more than it saves, and in float32 it is no faster
+    (`bench.upsample_rewrites`).
     """
 
     def __init__(self, filters: int, kernel_size=3, strides=2, padding='same', **kwargs):
@@ -99,7 +100,8 @@ class GemmConv2DTranspose(keras.layers.Conv2DTranspose):
 
 
 def gemm_conv2d_transpose(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    """`GemmConv2DTranspose`'s computation: inputs [B, H, W, in], kernel [3, 3, filters, in] -> [B, 2H, 2W, filters]."""
+    """`GemmConv2DTranspose`'s computation: inputs [B, H, W, in], kernel [3, 3, filters, in] -> [B, 2H, 2W,
+    filters]."""
     filters, channels = kernel.shape[2], kernel.shape[3]
     shape = tf.shape(inputs)
     taps = tf.matmul(tf.reshape(inputs, [-1, channels]),

@@ -18,6 +18,9 @@ import tf_keras as keras
 
 from modules import keys
 
+# bfloat16 costs precision, so it has to earn it: at least this much faster, or training stays float32.
+MIN_SPEEDUP = 1.05
+
 
 def _stepper(model: keras.Model, batch_size: int) -> Callable[[], float]:
     """One training step of the compiled `model` on a fixed random batch, timed; the first call traces."""
@@ -44,7 +47,7 @@ def faster_in_bfloat16(build: Callable[[bool], keras.Model], batch_size: int, st
       steps: timed steps per precision, taken in turn after one untimed (tracing) step each.
 
     Returns:
-      True when bfloat16's median step is the shorter.
+      True when bfloat16's median step is at least MIN_SPEEDUP times faster than float32's.
     """
     start = time.perf_counter()
     steppers = {mixed: _stepper(build(mixed), batch_size) for mixed in (False, True)}
@@ -55,7 +58,8 @@ def faster_in_bfloat16(build: Callable[[bool], keras.Model], batch_size: int, st
         for mixed, step in steppers.items():
             seconds[mixed].append(step())
     median = {mixed: float(np.median(values)) for mixed, values in seconds.items()}
+    faster = median[False] >= MIN_SPEEDUP * median[True]
     logging.info('Precision measured (batch %d, %d steps each): float32 %.3f s, mixed bfloat16 %.3f s a step; '
                  'training in %s (the measurement took %.0f s)', batch_size, steps, median[False], median[True],
-                 'mixed bfloat16' if median[True] < median[False] else 'float32', time.perf_counter() - start)
-    return median[True] < median[False]
+                 'mixed bfloat16' if faster else 'float32', time.perf_counter() - start)
+    return faster

@@ -34,7 +34,28 @@ KERAS_WEIGHTS_FILE = 'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}
 KERAS_WEIGHTS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/' + KERAS_WEIGHTS_FILE
 
 
-class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
+class _ExactConv2DTranspose(keras.layers.Conv2DTranspose):
+    """Conv2DTranspose(kernel 3, stride 2, 'same') computed another way: the stock layer's kernel variable
+    (shape [3, 3, filters, in_channels] and name), bias and activation, so weights load either way; a subclass
+    says how in `transposed`."""
+
+    def __init__(self, filters: int, kernel_size=3, strides=2, padding='same', **kwargs):
+        if kernel_size not in (3, (3, 3)) or strides not in (2, (2, 2)) or padding != 'same':
+            raise ValueError(f'{type(self).__name__} is exact for kernel_size=3, strides=2, padding="same" only; '
+                             f'got {kernel_size}, {strides}, {padding!r}')
+        super().__init__(filters, 3, strides=2, padding='same', **kwargs)
+
+    def transposed(self, inputs: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def call(self, inputs):
+        outputs = self.transposed(inputs)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+class SubPixelConv2DTranspose(_ExactConv2DTranspose):
     """Conv2DTranspose(kernel 3, stride 2, 'same') computed as a 2x2 convolution and `depth_to_space`.
 
     The same function with the same weights: the kernel variable keeps Conv2DTranspose's shape
@@ -49,10 +70,6 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
     # _TAPS[phase][window tap] = kernel index; 3 is an appended zero row (phase 1 takes nothing from m-1).
     _TAPS = ((2, 0), (3, 1))
 
-    def __init__(self, filters: int, kernel_size=3, strides=2, padding='same', **kwargs):
-        _check_exact(type(self).__name__, kernel_size, strides, padding)
-        super().__init__(filters, 3, strides=2, padding='same', **kwargs)
-
     def subpixel_kernel(self) -> tf.Tensor:
         """[2, 2, in_channels, 4 * filters] from the [3, 3, filters, in_channels] kernel."""
         kernel = tf.convert_to_tensor(self.kernel)
@@ -64,16 +81,13 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
         kernel = tf.transpose(kernel, [1, 3, 5, 0, 2, 4])                     # [ty, tx, in, a, b, out]
         return tf.reshape(kernel, [2, 2, kernel.shape[2], 4 * self.filters])
 
-    def call(self, inputs):
+    def transposed(self, inputs: tf.Tensor) -> tf.Tensor:
         padded = tf.pad(inputs, [[0, 0], [1, 0], [1, 0], [0, 0]])
         phases = tf.nn.conv2d(padded, self.subpixel_kernel(), strides=1, padding='VALID')
-        outputs = tf.nn.depth_to_space(phases, 2)
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias)
-        return self.activation(outputs) if self.activation is not None else outputs
+        return tf.nn.depth_to_space(phases, 2)
 
 
-class GemmConv2DTranspose(keras.layers.Conv2DTranspose):
+class GemmConv2DTranspose(_ExactConv2DTranspose):
     """Conv2DTranspose(kernel 3, stride 2, 'same') computed as one matrix multiply over the nine kernel taps.
 
     The same function with the same kernel variable as the stock layer, so weights saved with either layer load
@@ -88,15 +102,8 @@ class GemmConv2DTranspose(keras.layers.Conv2DTranspose):
     (`bench.upsample_rewrites`).
     """
 
-    def __init__(self, filters: int, kernel_size=3, strides=2, padding='same', **kwargs):
-        _check_exact(type(self).__name__, kernel_size, strides, padding)
-        super().__init__(filters, 3, strides=2, padding='same', **kwargs)
-
-    def call(self, inputs):
-        outputs = gemm_conv2d_transpose(inputs, tf.convert_to_tensor(self.kernel))
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias)
-        return self.activation(outputs) if self.activation is not None else outputs
+    def transposed(self, inputs: tf.Tensor) -> tf.Tensor:
+        return gemm_conv2d_transpose(inputs, tf.convert_to_tensor(self.kernel))
 
 
 def gemm_conv2d_transpose(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -123,12 +130,6 @@ def _shifted(x: tf.Tensor, axis: int) -> tf.Tensor:
     size[axis] = tf.shape(x)[axis]
     # tf.slice, not indexing: Slice's gradient is a Pad, StridedSlice's a slow StridedSliceGrad in bfloat16.
     return tf.slice(tf.pad(x, padding), [0] * len(x.shape), tf.stack(size))
-
-
-def _check_exact(layer: str, kernel_size, strides, padding) -> None:
-    if kernel_size not in (3, (3, 3)) or strides not in (2, (2, 2)) or padding != 'same':
-        raise ValueError(f'{layer} is exact for kernel_size=3, strides=2, padding="same" only; '
-                         f'got {kernel_size}, {strides}, {padding!r}')
 
 
 def _transpose_conv(subpixel: bool, gemm: bool = False):
@@ -260,7 +261,7 @@ def _all_layers(layer: keras.layers.Layer):
 
 def has_rewritten_layers(model: keras.Model) -> bool:
     """True when a transposed convolution of `model` is computed by one of this module's exact rewrites."""
-    return any(isinstance(layer, (SubPixelConv2DTranspose, GemmConv2DTranspose)) for layer in _all_layers(model))
+    return any(isinstance(layer, _ExactConv2DTranspose) for layer in _all_layers(model))
 
 
 def computes_in_float32(model: keras.Model) -> bool:

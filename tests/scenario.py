@@ -16,6 +16,7 @@ import glob
 import hashlib
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -77,6 +78,15 @@ def training_command(job: dict, setup: str = '') -> list:
         'args["run"], hparams.TrainingConfig(**args["training"]))',
         'print("EPOCHS", len(history.get("loss", [])))'])
     return [sys.executable, '-c', script, json.dumps(job)]
+
+
+def train_in_process(job: dict, setup: str = '') -> str:
+    """Runs `training_command(job, setup)` to the end and returns its output; fails the test, with the output's
+    tail, if the process fails."""
+    done = subprocess.run(training_command(job, setup), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:]
+    return done.stdout
 
 
 def _run(config, root, serving_dir):

@@ -8,12 +8,11 @@ Transform output of the e2e scenario (tests/scenario.py).
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
 from modules import train
-from tests.scenario import training_command
+from tests.scenario import train_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +23,12 @@ model.native_bfloat16 = lambda cpu_flags=None: None"""
 def test_the_trainer_measures_the_precision_trains_in_it_and_records_it(scenario, tmp_path):
     args = scenario.training_job(str(tmp_path), epochs=1, batch_size=2, steps_per_epoch=2, validation_steps=1,
                                  mixed_bfloat16=None)
-    done = subprocess.run(training_command(args, UNSETTLED_HARDWARE), text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=600)
-    assert done.returncode == 0, done.stdout[-4000:]
+    output = train_in_process(args, UNSETTLED_HARDWARE)
     measured = re.search(r'Precision measured \(batch 2, 3 steps each\): .* training in (mixed bfloat16|float32)',
-                         done.stdout)
-    assert measured, done.stdout[-4000:]
+                         output)
+    assert measured, output[-4000:]
     mixed = measured.group(1) == 'mixed bfloat16'
-    assert f'Training computes in {measured.group(1)}' in done.stdout
+    assert f'Training computes in {measured.group(1)}' in output
     trained = json.load(open(os.path.join(args['run'], train.TRAINED_SETTINGS_FILE)))
     assert trained['mixed_bfloat16'] is mixed, 'training.json records the precision used, not None'
-    assert 'EPOCHS 1' in done.stdout and os.path.isdir(args['serving'])
+    assert 'EPOCHS 1' in output and os.path.isdir(args['serving'])

@@ -8,7 +8,6 @@ two-GPU machine. Uses the Transform output of the e2e scenario (tests/scenario.p
 
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import tensorflow as tf
 
 from components.tfds_example_gen import sample_data
 from modules import keys, signatures
-from tests.scenario import training_command
+from tests.scenario import train_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +30,9 @@ distribute.choose_strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "
 def test_two_replicas_train_one_model_and_export_it(scenario, tmp_path):
     args = scenario.training_job(str(tmp_path), epochs=2, batch_size=2, steps_per_epoch=2, validation_steps=1,
                                  mixed_bfloat16=False)
-    done = subprocess.run(training_command(args, TWO_DEVICES), text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=600)
-    assert done.returncode == 0, done.stdout[-4000:]
-    assert 'Distribution: MirroredStrategy: 2 replica(s); 4 examples per step (2 per replica)' in done.stdout
-    assert 'EPOCHS 2' in done.stdout and 'epoch 2/2' in done.stdout
+    output = train_in_process(args, TWO_DEVICES)
+    assert 'Distribution: MirroredStrategy: 2 replica(s); 4 examples per step (2 per replica)' in output
+    assert 'EPOCHS 2' in output and 'epoch 2/2' in output
     history = json.load(open(os.path.join(args['run'], 'history.json')))
     assert len(history['loss']) == 2 and all(0 <= value <= 1 for value in history['pixel_accuracy'])
     # One model, not a replica's: it loads without the strategy and segments a served image.

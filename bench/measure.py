@@ -26,30 +26,6 @@ from modules import keys, metrics, preprocessing  # noqa: E402
 RAW_SPEC = {keys.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string), keys.MASK_KEY: tf.io.FixedLenFeature([1], tf.string)}
 
 
-def interleaved_training(sides: Dict[str, Tuple[keras.Model, tf.data.Dataset]], epochs: int, steps_per_epoch: int,
-                         batch_size: int) -> Dict[str, Dict]:
-    """Trains every side one epoch at a time, in turn, so machine noise hits all sides alike.
-
-    Args:
-      sides: name -> (compiled model, repeating dataset, or an iterator over one to go on with afterwards).
-      epochs: epochs per side.
-      steps_per_epoch: steps per epoch.
-      batch_size: images per step.
-
-    Returns:
-      name -> {'images_per_s': from the median epoch after the first (warm-up, cache fill), 'epoch_s': [...]}.
-    """
-    seconds = {name: [] for name in sides}
-    iterators = {name: iter(dataset) for name, (_, dataset) in sides.items()}
-    for _ in range(epochs):
-        for name, (model, _) in sides.items():
-            start = time.perf_counter()
-            model.fit(iterators[name], epochs=1, steps_per_epoch=steps_per_epoch, verbose=0)
-            seconds[name].append(time.perf_counter() - start)
-    return {name: {'images_per_s': steps_per_epoch * batch_size / float(np.median(values[1:] or values)),
-                   'epoch_s': values} for name, values in seconds.items()}
-
-
 def decode_eval_split(records: Sequence[bytes]) -> Tuple[np.ndarray, np.ndarray]:
     """Images [N,128,128,3] in [0,1] and nearest-resized class ids [N,128,128] via the project's preprocessing."""
     parsed = tf.io.parse_example(tf.constant(list(records)), RAW_SPEC)

@@ -39,7 +39,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import measure, quality, results_file, train_speed, tutorial_baseline  # noqa: E402
+from bench import measure, quality, results_file, timing, tutorial_baseline  # noqa: E402
 from bench.results_file import RESULTS_DIR, ROOT  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
@@ -161,10 +161,10 @@ def measure_pipeline(args: argparse.Namespace, config: config_lib.PipelineConfig
 
 def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_dir: str, results: Dict,
                      timed_steps: int = 0):
-    """Trains the tutorial's code and this project (both precisions) side by side, epoch by epoch, scores them,
-    then times `timed_steps` more steps per side one at a time in turn, each on its own input pipeline (an
-    epoch-level figure carries `fit`'s per-call cost and any stalled epoch; this one does not); returns
-    (project model, settings)."""
+    """Trains the tutorial's code and this project (both precisions) side by side, an epoch of each in turn,
+    scores them, then times `timed_steps` more steps per side one at a time in turn; every side keeps its own
+    input pipeline's iterator throughout (`bench/timing.py` says why not `fit`). Returns (project model,
+    settings)."""
     print('2/6 training and quality, interleaved: tutorial baseline, this project (float32 and bfloat16) ...', flush=True)
     settings = config.training
     data = config.data
@@ -189,14 +189,13 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
     other_precision = dataclasses.replace(training, mixed_bfloat16=not training.mixed_bfloat16)
     sides['project_' + ('float32' if training.mixed_bfloat16 else 'bfloat16')] = project_side(other_precision)
     iterators = {name: iter(dataset) for name, (_, dataset) in sides.items()}
-    timed = measure.interleaved_training({name: (model, iterators[name]) for name, (model, _) in sides.items()},
-                                         settings.epochs, steps, settings.batch_size)
-    for name, (model, _) in sides.items():
+    models = {name: model for name, (model, _) in sides.items()}
+    timed = timing.interleaved_epochs(models, iterators, settings.epochs, steps, settings.batch_size)
+    for name, model in models.items():
         timed[name]['quality'] = measure.score(model, inputs.eval_images, inputs.eval_masks)
     if timed_steps:
-        by_step, _ = train_speed.interleaved_steps({name: model for name, (model, _) in sides.items()}, iterators,
-                                                   timed_steps, settings.batch_size)
-        for name, result in train_speed.add_ratios(by_step, 'baseline').items():
+        by_step, _ = timing.interleaved_steps(models, iterators, timed_steps, settings.batch_size)
+        for name, result in timing.add_ratios(by_step, 'baseline').items():
             timed[name]['step_by_step'] = result
     results['training'] = {
         'settings': {'batch_size': settings.batch_size, 'epochs': settings.epochs, 'steps_per_epoch': steps,

@@ -33,14 +33,13 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
+from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import results_file, step_profile, tutorial_baseline  # noqa: E402
+from bench import results_file, step_profile, timing, tutorial_baseline  # noqa: E402
 from bench.results_file import RESULTS_DIR  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
 from modules import hparams, train  # noqa: E402
@@ -77,49 +76,6 @@ def sides(mixed_default: bool, encoder_weights: str) -> Dict[str, keras.Model]:
     for name, settings in variants.items():
         models[name] = train.build_model(settings)
     return models
-
-
-def turns(names: Sequence[str], steps: int, block: int = 1) -> List[str]:
-    """The order the sides step in: `block` steps of each side in turn, until every side has taken `steps`."""
-    order = []
-    for start in range(0, steps, block):
-        for name in names:
-            order += [name] * min(block, steps - start)
-    return order
-
-
-def interleaved_steps(models: Dict[str, keras.Model], iterators: Dict[str, Iterator], steps: int,
-                      batch_size: int, block: int = 1) -> Tuple[Dict[str, Dict], Dict[str, Tuple]]:
-    """First-step seconds per side, then `steps` timed steps per side, `block` at a time in turn, each side
-    drawing its batches from its own iterator; also returns each side's (train function, iterator) for
-    profiling. A side whose model has trained already (`fit`) reuses its traced train function."""
-    functions, results = {}, {}
-    for name, model in models.items():
-        functions[name] = model.make_train_function()
-        start = time.perf_counter()
-        functions[name](iterators[name])['loss'].numpy()
-        results[name] = {'first_step_s': round(time.perf_counter() - start, 2), 'step_s': []}
-        print(f'{name}: first step {results[name]["first_step_s"]} s', flush=True)
-    for name in turns(list(models), steps, block):
-        start = time.perf_counter()
-        functions[name](iterators[name])['loss'].numpy()
-        results[name]['step_s'].append(time.perf_counter() - start)
-    for name, result in results.items():
-        times = np.asarray(result['step_s'])
-        result.update(median_step_s=float(np.median(times)), best_quartile_step_s=float(np.percentile(times, 25)),
-                      images_per_s_median=batch_size / float(np.median(times)),
-                      images_per_s_best_quartile=batch_size / float(np.percentile(times, 25)))
-    return results, {name: (functions[name], iterators[name]) for name in models}
-
-
-def add_ratios(results: Dict[str, Dict], reference: str) -> Dict[str, Dict]:
-    """Adds `vs_<reference>_median` and `vs_<reference>_best_quartile` (images/s over the reference side's)
-    to every side of `interleaved_steps`' results; returns them."""
-    for result in results.values():
-        for figure in ('median', 'best_quartile'):
-            result[f'vs_{reference}_{figure}'] = (result[f'images_per_s_{figure}']
-                                                  / results[reference][f'images_per_s_{figure}'])
-    return results
 
 
 def profiles(models: Dict[str, keras.Model], steppers: Dict[str, Tuple], names: Sequence[str], steps: int,
@@ -204,9 +160,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     with tempfile.TemporaryDirectory() as work_dir:
         dataset = batches(args.num_train, args.batch_size, work_dir)
         models = sides(mixed_default, random_encoder_weights(os.path.join(work_dir, 'encoder.h5')))
-        timed, steppers = interleaved_steps(models, {name: iter(dataset) for name in models}, args.steps,
-                                            args.batch_size, args.block)
-        add_ratios(timed, 'tutorial')
+        timed, steppers = timing.interleaved_steps(models, {name: iter(dataset) for name in models}, args.steps,
+                                                   args.batch_size, args.block)
+        timing.add_ratios(timed, 'tutorial')
         profiled = profiles(models, steppers, ('tutorial', 'project'), args.profile_steps, args.batch_size,
                             work_dir) if args.profile_steps else {}
     results = {**results_file.header('bench.train_speed', argv),

@@ -20,6 +20,7 @@ def test_bench_runs_on_tiny_sizes(tmp_path):
     assert 0 <= results['training']['project']['quality']['mean_iou'] <= 1
     for side in ('baseline', 'project', 'project_float32' if 'project_float32' in results['training'] else 'project_bfloat16'):
         assert len(results['training'][side]['step_by_step']['step_s']) == 3, side
+        assert len(results['training'][side]['epoch_s']) == 2, side
     assert results['training']['baseline']['step_by_step']['vs_baseline_median'] == 1.0
     assert results['ratios']['train_step_best_quartile_vs_baseline'] > 0
     assert results['flops']['train_flops_per_image'] > results['flops']['forward_flops_per_image'] > 1e9

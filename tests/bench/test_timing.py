@@ -1,4 +1,9 @@
-"""bench/timing.py: the calls are timed in turn, after untimed warm-up rounds."""
+"""bench/timing.py: calls and training steps are timed in turn, each side on an iterator it keeps."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
 
 from bench import timing
 
@@ -9,3 +14,52 @@ def test_calls_are_timed_in_turn_after_the_warmup():
                                      rounds=3, warmup=1)
     assert order == ['a', 'b'] * 4
     assert [len(seconds['a']), len(seconds['b'])] == [3, 3] and min(seconds['a'] + seconds['b']) >= 0
+
+
+@pytest.mark.parametrize('steps, block, order', [
+    (2, 1, 'abab'),             # one step each in turn (the default)
+    (4, 2, 'aabbaabb'),
+    (5, 2, 'aabbaabbab'),       # the last turn takes what is left
+    (3, 8, 'aaabbb'),           # a block longer than the steps: each side's steps in one go
+])
+def test_each_side_takes_block_steps_per_turn_until_it_has_taken_steps(steps, block, order):
+    assert ''.join(timing.turns(['a', 'b'], steps, block)) == order
+
+
+def _numbered_batches():
+    """Batch i holds the number i in every pixel, so the next batch an iterator gives says how many it gave."""
+    return tf.data.Dataset.range(10 ** 6).map(
+        lambda i: (tf.fill([2, 4, 4, 1], tf.cast(i, tf.float32)), tf.zeros([2, 4, 4, 1], tf.int32)))
+
+
+def _tiny_model():
+    inputs = keras.Input([4, 4, 1])
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
+    model.compile('sgd', keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_interleaved_epochs_time_every_epoch_and_draw_only_the_batches_of_the_steps_taken():
+    models = {'a': _tiny_model(), 'b': _tiny_model()}
+    iterators = {name: iter(_numbered_batches()) for name in models}
+    results = timing.interleaved_epochs(models, iterators, epochs=3, steps_per_epoch=4, batch_size=2)
+    for name, result in results.items():
+        assert len(result['epoch_s']) == 3 and min(result['epoch_s']) > 0
+        assert result['images_per_s'] == pytest.approx(4 * 2 / np.median(result['epoch_s'][1:]))
+        # One first step, then 3 epochs of 4: `fit(iterator)` would have prefetched batches beyond these.
+        assert next(iterators[name])[0].numpy().flat[0] == 1 + 3 * 4, name
+        assert models[name].optimizer.iterations.numpy() == 1 + 3 * 4
+
+
+def test_step_figures_and_their_ratios_to_a_reference_side():
+    models = {'a': _tiny_model(), 'b': _tiny_model()}
+    results, steppers = timing.interleaved_steps(models, {name: iter(_numbered_batches()) for name in models},
+                                                 steps=4, batch_size=2)
+    timing.add_ratios(results, 'a')
+    assert results['a']['vs_a_median'] == 1.0 and results['a']['vs_a_best_quartile'] == 1.0
+    for name, result in results.items():
+        assert len(result['step_s']) == 4
+        assert result['images_per_s_median'] == pytest.approx(2 / np.median(result['step_s']))
+        assert result['images_per_s_best_quartile'] >= result['images_per_s_median']
+        assert result['vs_a_median'] == pytest.approx(result['images_per_s_median'] / results['a']['images_per_s_median'])
+        assert steppers[name][1] is not None

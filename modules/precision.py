@@ -22,6 +22,11 @@ from modules import keys
 MIN_SPEEDUP = 1.05
 
 
+def worth_bfloat16(float32_step_s: float, bfloat16_step_s: float) -> bool:
+    """Whether a bfloat16 step this fast is worth its precision: at least MIN_SPEEDUP times the float32 one."""
+    return float32_step_s >= MIN_SPEEDUP * bfloat16_step_s
+
+
 def _stepper(model: keras.Model, batch_size: int) -> Callable[[], float]:
     """One training step of the compiled `model` on a fixed random batch, timed; the first call traces."""
     rng = np.random.default_rng(0)
@@ -47,7 +52,7 @@ def faster_in_bfloat16(build: Callable[[bool], keras.Model], batch_size: int, st
       steps: timed steps per precision, taken in turn after one untimed (tracing) step each.
 
     Returns:
-      True when bfloat16's median step is at least MIN_SPEEDUP times faster than float32's.
+      Whether bfloat16's median step is worth it against float32's (`worth_bfloat16`).
     """
     start = time.perf_counter()
     steppers = {mixed: _stepper(build(mixed), batch_size) for mixed in (False, True)}
@@ -58,7 +63,7 @@ def faster_in_bfloat16(build: Callable[[bool], keras.Model], batch_size: int, st
         for mixed, step in steppers.items():
             seconds[mixed].append(step())
     median = {mixed: float(np.median(values)) for mixed, values in seconds.items()}
-    faster = median[False] >= MIN_SPEEDUP * median[True]
+    faster = worth_bfloat16(median[False], median[True])
     logging.info('Precision measured (batch %d, %d steps each): float32 %.3f s, mixed bfloat16 %.3f s a step; '
                  'training in %s (the measurement took %.0f s)', batch_size, steps, median[False], median[True],
                  'mixed bfloat16' if faster else 'float32', time.perf_counter() - start)

@@ -23,14 +23,13 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import results_file  # noqa: E402
+from bench import results_file, timing  # noqa: E402
 from bench.results_file import RESULTS_DIR  # noqa: E402
 
 WAYS = ('fit_iterator', 'fit_wrapper_autotune', 'fit_wrapper_no_autotune', 'train_function')
@@ -93,14 +92,8 @@ def measure(epochs: int, steps: int, batch_size: int, size: int, layers: int, wi
     for way in ways:
         keras.utils.set_random_seed(0)
         runners[way] = epoch_runner(way, small_net(size, layers, width), iter(dataset), steps, dataset.element_spec)
-        runners[way]()  # tracing, the cache and the shuffle buffer fill
-    seconds = {way: [] for way in ways}
-    for epoch in range(epochs):
-        for way, run in runners.items():
-            start = time.perf_counter()
-            run()
-            seconds[way].append(time.perf_counter() - start)
-            print(f'epoch {epoch + 1}/{epochs} {way}: {seconds[way][-1]:.2f} s', flush=True)
+    # The warm-up epoch traces, fills the cache and the shuffle buffer.
+    seconds = timing.seconds_in_turn(runners, epochs, warmup=1)
     return {way: {'epoch_s': values, 'stalled': stalled(values), 'stalled_epochs': sum(stalled(values)),
                   'median_epoch_s': float(np.median(values)), 'fastest_epoch_s': min(values)}
             for way, values in seconds.items()}

@@ -8,25 +8,14 @@ instants (README, "The fixed ~10.3 s epoch").
 """
 
 import time
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from modules.timing import seconds_in_turn
 
-def seconds_in_turn(calls: Dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Dict[str, List[float]]:
-    """Seconds of each call, `rounds` times, the calls taken in turn within each round so that a slow phase of
-    the machine hits them alike; `warmup` untimed rounds first (tracing, caches). A call returns when its work
-    is done (read its tensors with `.numpy()`)."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    seconds = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
+# seconds_in_turn lives in modules (the Trainer's precision measurement uses it); the benchmarks call it from here.
+__all__ = ['seconds_in_turn', 'turns', 'interleaved_steps', 'interleaved_epochs', 'add_ratios']
 
 
 def turns(names: Sequence[str], steps: int, block: int = 1) -> List[str]:

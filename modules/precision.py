@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import keys
+from modules import keys, timing
 
 # bfloat16 costs precision, so it has to earn it: at least this much faster, or training stays float32.
 MIN_SPEEDUP = 1.05
@@ -27,20 +27,15 @@ def worth_bfloat16(float32_step_s: float, bfloat16_step_s: float) -> bool:
     return float32_step_s >= MIN_SPEEDUP * bfloat16_step_s
 
 
-def _stepper(model: keras.Model, batch_size: int) -> Callable[[], float]:
-    """One training step of the compiled `model` on a fixed random batch, timed; the first call traces."""
+def _stepper(model: keras.Model, batch_size: int) -> Callable[[], None]:
+    """One training step of the compiled `model` on a fixed random batch; the first call traces."""
     rng = np.random.default_rng(0)
     size = model.input_shape[1]
     images = rng.random((batch_size, size, size, 3), dtype=np.float32)
     masks = rng.integers(0, keys.NUM_CLASSES, (batch_size, size, size, 1))
     iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
     function = model.make_train_function()
-
-    def step() -> float:
-        start = time.perf_counter()
-        function(iterator)['loss'].numpy()
-        return time.perf_counter() - start
-    return step
+    return lambda: function(iterator)['loss'].numpy()
 
 
 def faster_in_bfloat16(build: Callable[[bool], keras.Model], batch_size: int, steps: int = 3) -> bool:
@@ -55,13 +50,7 @@ def faster_in_bfloat16(build: Callable[[bool], keras.Model], batch_size: int, st
       Whether bfloat16's median step is worth it against float32's (`worth_bfloat16`).
     """
     start = time.perf_counter()
-    steppers = {mixed: _stepper(build(mixed), batch_size) for mixed in (False, True)}
-    for step in steppers.values():
-        step()
-    seconds = {mixed: [] for mixed in steppers}
-    for _ in range(steps):
-        for mixed, step in steppers.items():
-            seconds[mixed].append(step())
+    seconds = timing.seconds_in_turn({mixed: _stepper(build(mixed), batch_size) for mixed in (False, True)}, steps)
     median = {mixed: float(np.median(values)) for mixed, values in seconds.items()}
     faster = worth_bfloat16(median[False], median[True])
     logging.info('Precision measured (batch %d, %d steps each): float32 %.3f s, mixed bfloat16 %.3f s a step; '

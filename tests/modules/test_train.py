@@ -213,3 +213,30 @@ def test_tuned_values_replace_the_configured_ones_and_unknown_names_are_refused(
     assert hparams.with_hyperparameters(training, None) is training
     with pytest.raises(ValueError, match='epochs are not tunable'):
         hparams.with_hyperparameters(training, {'epochs': 3})
+
+
+@pytest.mark.parametrize('first, then', [(True, False), (False, True)])
+def test_a_backup_resumes_when_the_measured_precision_comes_out_otherwise(first, then, tmp_path):
+    # The backup directory's digest is taken from the configured settings, so a rerun where the measurement picks
+    # the other precision (and the other form of the small transposed convolutions) resumes from the same backup.
+    rng = np.random.default_rng(3)
+    images = rng.random((2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
+    masks = rng.integers(0, keys.NUM_CLASSES, (2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 1))
+    backup = str(tmp_path / 'backup')
+    killed = train.build_model(dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=first))
+    killed.fit(images, masks, batch_size=2, epochs=1, verbose=0,
+               callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
+    rerun = train.build_model(dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=then))
+    assert len(_gemm_layers(killed if first else rerun)) == 2, 'the bfloat16 side has the GEMM layers'
+    epochs = []
+    rerun.fit(images, masks, batch_size=2, epochs=1, verbose=0,
+              callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False),
+                         keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))])
+    assert epochs == [], 'the finished epoch was not trained again'
+    assert int(rerun.optimizer.iterations) == 1
+    rerun.optimizer._create_all_weights(rerun.trainable_variables)  # Adam's slots are restored as they are made
+    for name, ours, theirs in (('weights', rerun.weights, killed.weights),
+                               ('Adam state', rerun.optimizer.weights, killed.optimizer.weights)):
+        assert len(ours) == len(theirs) > 1, name
+        for restored, saved in zip(ours, theirs):
+            np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=f'{name}: {restored.name}')

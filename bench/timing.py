@@ -7,24 +7,14 @@ wake (10 ms x (2^k - 1) after the iterator started: 5.11 s, 10.23 s, ...), which
 instants (README, "The fixed ~10.3 s epoch").
 """
 
-import time
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, Tuple
 
 import numpy as np
 
-from modules.timing import seconds_in_turn
+from modules.timing import seconds_in_turn, turns
 
-# seconds_in_turn lives in modules (the Trainer's precision measurement uses it); the benchmarks call it from here.
+# The loop lives in modules (the Trainer's precision measurement uses it); the benchmarks call it from here.
 __all__ = ['seconds_in_turn', 'turns', 'interleaved_steps', 'interleaved_epochs', 'add_ratios']
-
-
-def turns(names: Sequence[str], steps: int, block: int = 1) -> List[str]:
-    """The order the sides step in: `block` steps of each side in turn, until every side has taken `steps`."""
-    order = []
-    for start in range(0, steps, block):
-        for name in names:
-            order += [name] * min(block, steps - start)
-    return order
 
 
 def interleaved_steps(models: Dict[str, object], iterators: Dict[str, Iterator], steps: int,
@@ -32,17 +22,12 @@ def interleaved_steps(models: Dict[str, object], iterators: Dict[str, Iterator],
     """First-step seconds per side, then `steps` timed steps per side, `block` at a time in turn, each side
     drawing its batches from its own iterator; also returns each side's (train function, iterator) for
     profiling. Models are compiled Keras models; one that has trained already reuses its traced function."""
-    functions, results = {}, {}
-    for name, model in models.items():
-        functions[name] = model.make_train_function()
-        start = time.perf_counter()
-        functions[name](iterators[name])['loss'].numpy()
-        results[name] = {'first_step_s': round(time.perf_counter() - start, 2), 'step_s': []}
-        print(f'{name}: first step {results[name]["first_step_s"]} s', flush=True)
-    for name in turns(list(models), steps, block):
-        start = time.perf_counter()
-        functions[name](iterators[name])['loss'].numpy()
-        results[name]['step_s'].append(time.perf_counter() - start)
+    functions = {name: model.make_train_function() for name, model in models.items()}
+    steps_of = {name: lambda name=name: functions[name](iterators[name])['loss'].numpy() for name in models}
+    first = seconds_in_turn(steps_of, 1, warmup=0)
+    print('first step (s): ' + ', '.join(f'{name} {s[0]:.2f}' for name, s in first.items()), flush=True)
+    timed = seconds_in_turn(steps_of, steps, warmup=0, block=block)
+    results = {name: {'first_step_s': round(first[name][0], 2), 'step_s': timed[name]} for name in models}
     for name, result in results.items():
         times = np.asarray(result['step_s'])
         result.update(median_step_s=float(np.median(times)), best_quartile_step_s=float(np.percentile(times, 25)),

@@ -8,16 +8,6 @@ import tf_keras as keras
 from bench import timing
 
 
-@pytest.mark.parametrize('steps, block, order', [
-    (2, 1, 'abab'),             # one step each in turn (the default)
-    (4, 2, 'aabbaabb'),
-    (5, 2, 'aabbaabbab'),       # the last turn takes what is left
-    (3, 8, 'aaabbb'),           # a block longer than the steps: each side's steps in one go
-])
-def test_each_side_takes_block_steps_per_turn_until_it_has_taken_steps(steps, block, order):
-    assert ''.join(timing.turns(['a', 'b'], steps, block)) == order
-
-
 def _numbered_batches():
     """Batch i holds the number i in every pixel, so the next batch an iterator gives says how many it gave."""
     return tf.data.Dataset.range(10 ** 6).map(

@@ -37,31 +37,41 @@ def matmul_gflops(dtype: tf.DType = tf.float32, size: int = 2048, repeats: int =
 def transposed_convolution_rates(model, batch_size: int, repeats: int = 5) -> List[Dict]:
     """GFLOP/s of each `Conv2DTranspose` of `model` timed alone: forward, input and kernel gradients (three
     passes of 2 x B x H x W x in x out x 9 FLOPs each) on random inputs of its shape, the median of `repeats`.
+    A `SplitSkipConv2DTranspose` takes the input gradient of its decoder features only, as training with a
+    frozen encoder does.
 
     Alone, a layer has both cores to itself; in a step the executor may run two ops at once, so this is the
     rate the convolution kernels reach, not their share of a step.
     """
     rows = []
     layers = [m for m in model.submodules if isinstance(m, keras.layers.Conv2DTranspose)]
-    for layer in sorted(layers, key=lambda layer: layer.input_shape[1]):
+    for layer in sorted(layers, key=lambda layer: _input_shapes(layer)[0][1]):
         twin = type(layer).from_config(layer.get_config())
-        _, height, width, channels = layer.input_shape
-        inputs = tf.random.uniform([batch_size, height, width, channels])
-        twin.build(inputs.shape)
+        shapes = _input_shapes(layer)
+        inputs = [tf.random.uniform([batch_size, *shape[1:]]) for shape in shapes]
+        twin.build([x.shape for x in inputs] if len(inputs) > 1 else inputs[0].shape)
 
         @tf.function(autograph=False)  # plain graph code: tracing stays fast
-        def passes(x, twin=twin):
+        def passes(xs, twin=twin):
             with tf.GradientTape() as tape:
-                tape.watch(x)
-                loss = tf.reduce_sum(tf.cast(twin(x), tf.float32) ** 2)
-            return tape.gradient(loss, [x, twin.kernel])
+                tape.watch(xs[0])
+                loss = tf.reduce_sum(tf.cast(twin(xs if len(xs) > 1 else xs[0]), tf.float32) ** 2)
+            return tape.gradient(loss, [xs[0], twin.kernel])
         seconds = timing.seconds_in_turn({layer.name: lambda: [t.numpy() for t in passes(inputs)]},
                                          repeats)[layer.name]
-        gflop = 3 * 2 * batch_size * height * width * channels * twin.filters * 9 / 1e9
+        _, height, width, _ = shapes[0]
+        channels = sum(shape[-1] for shape in shapes)
+        # forward and kernel gradient over every input channel; the input gradient of the first input only
+        gflop = 2 * batch_size * height * width * twin.filters * 9 * (2 * channels + shapes[0][-1]) / 1e9
         median = float(np.median(seconds))
         rows.append({'layer': layer.name, 'input_shape': [height, width, channels], 'filters': twin.filters,
                      'gflop': gflop, 'seconds': median, 'gflops': gflop / median})
     return rows
+
+
+def _input_shapes(layer: keras.layers.Layer) -> List[Tuple]:
+    """A layer's input shapes: one, or two for `SplitSkipConv2DTranspose` (decoder features, skip)."""
+    return list(layer.input_shape) if isinstance(layer.input_shape, list) else [layer.input_shape]
 
 
 def op_flops(graph: tf.Graph) -> Dict[str, float]:

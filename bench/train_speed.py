@@ -17,6 +17,8 @@ times, and each figure's ratio to the tutorial's code. Sides:
 - `project_subpixel`: the same with `subpixel_upsampling` (sub-pixel transposed convolutions);
 - `project_stock_upsampling`: the same with `gemm_upsampling=False`, the stock transposed convolutions
   everywhere (`project` computes the decoder's 4x4 and 8x8 ones as a GEMM under mixed bfloat16);
+- `project_concatenated_logits`: the same with `split_skip_logits=False`, the logits layer over the
+  concatenation of the last decoder block and the first skip (`project` takes them apart);
 - `project_bfloat16`: the same in mixed bfloat16, where it is not the default already.
 
 Then the tutorial's and the project's steps are profiled (`bench/step_profile.py`: time and FLOPs per op type,
@@ -70,7 +72,8 @@ def sides(mixed_default: bool, encoder_weights: str) -> Dict[str, keras.Model]:
     base = hparams.TrainingConfig(batchnorm_momentum=0.9, mixed_bfloat16=mixed_default, encoder_weights=encoder_weights,
                                   train_encoder=False)
     variants = {'project': base, 'project_subpixel': dataclasses.replace(base, subpixel_upsampling=True),
-                'project_stock_upsampling': dataclasses.replace(base, gemm_upsampling=False)}
+                'project_stock_upsampling': dataclasses.replace(base, gemm_upsampling=False),
+                'project_concatenated_logits': dataclasses.replace(base, split_skip_logits=False)}
     if not mixed_default:
         variants['project_bfloat16'] = dataclasses.replace(base, mixed_bfloat16=True)
     for name, settings in variants.items():

@@ -8,7 +8,8 @@
   (`modules.model.GemmConv2DTranspose`, which `gemm_upsampling` puts on the decoder's 4x4 and 8x8 inputs).
 - `split_skip`: a layer that takes [decoder features, skip connection] convolves each part with its slice of
   the kernel and adds, instead of convolving their concatenation; with a frozen encoder the skip part needs
-  no input gradient, so ~16% of the decoder's convolution FLOPs are never computed.
+  no input gradient, so ~16% of the decoder's convolution FLOPs are never computed
+  (`modules.model.SplitSkipConv2DTranspose`, which `split_skip_logits` puts on the logits layer).
 
 Each is timed per layer of the U-Net (forward, input gradient of the decoder part, kernel gradient; batch 64)
 in turn with the stock layer, on the shapes `run_fn`'s model has. Writes `bench/results/upsample-rewrites-<date>`
@@ -31,20 +32,14 @@ from bench.results_file import RESULTS_DIR  # noqa: E402
 from modules import model as model_lib  # noqa: E402
 
 
-def stock(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    """Conv2DTranspose(kernel 3, stride 2, 'same', no bias) as Keras computes it; kernel [3, 3, out, in]."""
-    shape = tf.stack([tf.shape(x)[0], 2 * tf.shape(x)[1], 2 * tf.shape(x)[2], kernel.shape[2]])
-    return tf.nn.conv2d_transpose(x, kernel, shape, strides=2, padding='SAME')
-
+# Conv2DTranspose(kernel 3, stride 2, 'same', no bias) as Keras computes it; kernel [3, 3, out, in].
+stock = model_lib.stock_conv2d_transpose
 
 # The same function as `stock`: one GEMM over the nine taps, a shift-and-add into the output phases.
 gemm = model_lib.gemm_conv2d_transpose
 
-
-def split_skip(decoder: tf.Tensor, skip: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    """`stock` of the concatenation [decoder, skip], as the sum of each part's convolution with its slice."""
-    channels = decoder.shape[-1]
-    return stock(decoder, kernel[..., :channels]) + stock(skip, kernel[..., channels:])
+# `stock` of the concatenation [decoder, skip], as the sum of each part's convolution with its slice.
+split_skip = model_lib.split_skip_conv2d_transpose
 
 
 def decoder_shapes(image_size: int = 128) -> List[Dict]:

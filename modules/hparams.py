@@ -46,6 +46,11 @@ class TrainingConfig:
     # nine kernel taps (the same function and weights; modules.model.GemmConv2DTranspose). None: under mixed
     # bfloat16, where it measured faster (AMX); the stock layer in float32, where it measured no faster.
     gemm_upsampling: Optional[bool] = None
+    # Compute the logits layer from the last decoder block's output and the first skip taken apart (each part's
+    # transposed convolution with its slice of the kernel, summed) instead of their concatenation: the same
+    # function and weights (modules.model.SplitSkipConv2DTranspose); with a frozen encoder the skip part needs no
+    # input gradient. None: on unless subpixel_upsampling (which computes the logits layer its own way).
+    split_skip_logits: Optional[bool] = None
     class_weights: Optional[Tuple[float, ...]] = None
     # Augmentation of training batches only (modules.augment; never at evaluation or serving): the joint flip,
     # largest zoom (1 + scale), rotation (degrees), shift (fraction of the side) and colour jitter, each

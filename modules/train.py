@@ -255,7 +255,7 @@ def use_mixed_bfloat16(training: TrainingConfig, measure: bool = True) -> bool:
 
 # What a step's speed depends on; the measurement is made once per process for each combination of them.
 _SPEED_SETTINGS = ('encoder_weights', 'train_encoder', 'batch_size', 'subpixel_upsampling', 'gemm_upsampling',
-                   'jit_compile')
+                   'split_skip_logits', 'jit_compile')
 
 
 @functools.lru_cache(maxsize=None)
@@ -272,11 +272,20 @@ def use_gemm_upsampling(training: TrainingConfig, mixed_bfloat16: bool) -> bool:
     return training.gemm_upsampling
 
 
+def use_split_skip_logits(training: TrainingConfig) -> bool:
+    """The configured form of the logits layer or, when unset, the split form unless the sub-pixel form is asked
+    for (it computes the logits layer its own way)."""
+    if training.split_skip_logits is None:
+        return not training.subpixel_upsampling
+    return training.split_skip_logits
+
+
 def _build_unet(training: TrainingConfig, mixed_bfloat16: bool) -> keras.Model:
     return model_lib.build_unet(encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
                                 dropout=training.dropout, batchnorm_momentum=training.batchnorm_momentum,
                                 mixed_bfloat16=mixed_bfloat16, subpixel=training.subpixel_upsampling,
-                                gemm_upsampling=use_gemm_upsampling(training, mixed_bfloat16))
+                                gemm_upsampling=use_gemm_upsampling(training, mixed_bfloat16),
+                                split_skip_logits=use_split_skip_logits(training))
 
 
 def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
@@ -288,7 +297,7 @@ def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
     """
     if model_lib.computes_in_float32(model) and not model_lib.has_rewritten_layers(model):
         return model
-    stock = dataclasses.replace(training, subpixel_upsampling=False, gemm_upsampling=False)
+    stock = dataclasses.replace(training, subpixel_upsampling=False, gemm_upsampling=False, split_skip_logits=False)
     twin = _build_unet(stock, mixed_bfloat16=False)
     model_lib.copy_weights(model, twin)
     return twin

@@ -165,6 +165,9 @@ class PipelineConfig:
                f'training.batchnorm_momentum must be None or in (0, 1), got {training.batchnorm_momentum}')
         _check(not (training.subpixel_upsampling and training.gemm_upsampling),
                'training.subpixel_upsampling and training.gemm_upsampling are two forms of the same layers: choose one')
+        _check(not (training.subpixel_upsampling and training.split_skip_logits),
+               'training.subpixel_upsampling and training.split_skip_logits are two forms of the logits layer: '
+               'choose one')
         weights = training.encoder_weights
         _check(weights in ENCODER_WEIGHT_CHOICES or weights.endswith('.h5'),
                f'training.encoder_weights must be one of {ENCODER_WEIGHT_CHOICES} or a path to a .h5 file, got {weights!r}')

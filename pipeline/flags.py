@@ -37,6 +37,8 @@ _HELP = {
                                'measured against float32 on CPUs with AVX512-BF16 but no AMX)',
     'training.gemm_upsampling': "the decoder's 4x4 and 8x8 transposed convolutions as one matrix multiply over the "
                                 'nine taps, same function and weights (default: under mixed bfloat16)',
+    'training.split_skip_logits': 'the logits layer over the last decoder output and the first skip taken apart, not '
+                                  'their concatenation; same function and weights (default: on unless subpixel)',
     'training.class_weights': f'{keys.NUM_CLASSES} per-class loss weights ({", ".join(keys.CLASS_NAMES)})',
     'training.augment_flip': 'flip training images and masks left-right at random (the tutorial\'s augmentation)',
     'training.augment_scale': 'training zoom in [1/(1+s), 1+s] at strength 1 (0: off)',

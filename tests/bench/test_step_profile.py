@@ -5,7 +5,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from bench import step_profile
-from modules import train
+from modules import model as model_lib, train
 
 
 def test_a_training_steps_convolutions_are_timed_and_counted(tmp_path):
@@ -50,3 +50,13 @@ def test_transposed_convolutions_are_timed_alone_with_their_flops():
     assert row['layer'] == 'up' and row['input_shape'] == [4, 4, 6] and row['filters'] == 5
     assert row['gflop'] * 1e9 == pytest.approx(3 * 2 * 2 * 4 * 4 * 6 * 5 * 9)
     assert row['seconds'] > 0 and row['gflops'] > 0
+
+
+def test_a_split_skip_layer_is_timed_with_the_input_gradient_of_its_decoder_part_only():
+    decoder, skip = keras.Input((4, 4, 6)), keras.Input((4, 4, 2))
+    model = keras.Model([decoder, skip], model_lib.SplitSkipConv2DTranspose(5, 3, strides=2, padding='same',
+                                                                           name='logits')([decoder, skip]))
+    [row] = step_profile.transposed_convolution_rates(model, batch_size=2, repeats=1)
+    assert row['layer'] == 'logits' and row['input_shape'] == [4, 4, 8] and row['filters'] == 5
+    assert row['gflop'] * 1e9 == pytest.approx(2 * 2 * 4 * 4 * 5 * 9 * (2 * 8 + 6))
+    assert row['seconds'] > 0

@@ -147,7 +147,33 @@ def test_rewritten_layers_compute_the_transposed_convolution_and_its_gradients_e
         np.testing.assert_allclose(tf.convert_to_tensor(actual), tf.convert_to_tensor(expected), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('rewrite', REWRITES)
+@pytest.mark.parametrize('use_bias', [False, True])
+def test_split_skip_layer_computes_the_transposed_convolution_of_the_concatenation_and_its_gradients(use_bias):
+    rng = np.random.default_rng(1)
+    decoder = tf.constant(rng.normal(size=(2, 7, 9, 5)), tf.float32)
+    skip = tf.constant(rng.normal(size=(2, 7, 9, 4)), tf.float32)
+    stock = keras.layers.Conv2DTranspose(3, 3, strides=2, padding='same', use_bias=use_bias)
+    split = model_lib.SplitSkipConv2DTranspose(3, 3, strides=2, padding='same', use_bias=use_bias)
+    stock.build(tf.TensorShape([2, 7, 9, 9]))
+    split.build([decoder.shape, skip.shape])
+    assert [w.shape for w in split.weights] == [w.shape for w in stock.weights]
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in stock.weights]
+    stock.set_weights(weights)
+    split.set_weights(weights)
+    upstream = tf.constant(rng.normal(size=(2, 14, 18, 3)), tf.float32)
+    results = []
+    for layer, call in ((stock, lambda: stock(tf.concat([decoder, skip], -1))), (split, lambda: split([decoder, skip]))):
+        with tf.GradientTape() as tape:
+            tape.watch([decoder, skip])
+            outputs = call()
+            loss = tf.reduce_sum(outputs * upstream)
+        results.append([outputs] + tape.gradient(loss, [decoder, skip] + layer.trainable_weights))
+    assert results[1][0].shape == (2, 14, 18, 3)
+    for expected, actual in zip(results[0], results[1]):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('rewrite', REWRITES + [model_lib.SplitSkipConv2DTranspose])
 def test_rewritten_layers_refuse_shapes_they_are_not_exact_for(rewrite):
     with pytest.raises(ValueError, match=f'{rewrite.__name__} is exact for kernel_size=3, strides=2'):
         rewrite(6, 4, strides=2, padding='same')
@@ -167,10 +193,22 @@ def test_gemm_upsampling_rewrites_the_decoders_4x4_and_8x8_blocks_only():
 def test_both_rewrites_at_once_are_refused():
     with pytest.raises(ValueError, match='subpixel or gemm, not both'):
         model_lib.build_unet(image_size=64, subpixel=True, gemm_upsampling=True)
+    with pytest.raises(ValueError, match='subpixel or split_skip_logits, not both'):
+        model_lib.build_unet(image_size=64, subpixel=True, split_skip_logits=True)
+
+
+def test_split_skip_logits_takes_the_last_block_and_the_first_skip_apart():
+    unet = model_lib.build_unet(image_size=64, split_skip_logits=True)
+    logits = unet.get_layer('logits')
+    assert isinstance(logits, model_lib.SplitSkipConv2DTranspose)
+    assert [tuple(shape) for shape in logits.input_shape] == [(None, 32, 32, 64), (None, 32, 32, 96)]
+    assert [layer.name for layer in unet.layers if isinstance(layer, keras.layers.Concatenate)] == [
+        'skip_0', 'skip_1', 'skip_2'], 'no concatenation before the logits layer'
 
 
 @pytest.mark.parametrize('rewrite, option', [(model_lib.SubPixelConv2DTranspose, 'subpixel'),
-                                              (model_lib.GemmConv2DTranspose, 'gemm_upsampling')])
+                                              (model_lib.GemmConv2DTranspose, 'gemm_upsampling'),
+                                              (model_lib.SplitSkipConv2DTranspose, 'split_skip_logits')])
 def test_weights_saved_with_stock_layers_load_into_a_rewritten_unet(rewrite, option, tmp_path):
     keras.utils.set_random_seed(1)
     stock = model_lib.build_unet(image_size=64, batchnorm_momentum=0.9)

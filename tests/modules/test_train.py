@@ -77,6 +77,18 @@ def test_gemm_upsampling_follows_the_precision_unless_configured(mixed, subpixel
     assert train.use_gemm_upsampling(training, mixed) is used
 
 
+@pytest.mark.parametrize('subpixel, configured, used', [
+    (False, None, True),     # unset: the split form
+    (True, None, False),     # ... unless the sub-pixel form computes the logits layer
+    (False, False, False),   # set: as configured
+])
+def test_split_skip_logits_is_on_unless_configured_or_the_subpixel_form_is_asked_for(subpixel, configured, used):
+    training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, split_skip_logits=configured)
+    assert train.use_split_skip_logits(training) is used
+    logits = train.build_model(dataclasses.replace(training, mixed_bfloat16=False)).get_layer('logits')
+    assert isinstance(logits, model_lib.SplitSkipConv2DTranspose) is used
+
+
 def _gemm_layers(model):
     return [layer for layer in model_lib._all_layers(model) if isinstance(layer, model_lib.GemmConv2DTranspose)]
 
@@ -94,16 +106,18 @@ def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():
 
 def test_a_float32_export_warm_starts_a_bfloat16_model_with_all_its_weights(tmp_path):
     # the mixed model has one more (weightless) layer, the float32 cast of its logits: no weight may be skipped
+    # and the export has the stock layers (float32_twin) where the warm-started model has rewritten ones
     training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False)
-    exported = train.build_model(training)
+    exported = train.float32_twin(train.build_model(training), training)
+    assert not model_lib.has_rewritten_layers(exported)
     exported.save(str(tmp_path / 'model'), save_format='tf', include_optimizer=False, save_traces=False)
     warm = train.build_model(dataclasses.replace(training, mixed_bfloat16=True), base_model=str(tmp_path / 'model'))
-    assert len(warm.layers) == len(exported.layers) + 1
+    assert isinstance(warm.get_layer('logits'), model_lib.SplitSkipConv2DTranspose)
     for ours, theirs in zip(warm.weights, exported.weights):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.name)
 
 
-@pytest.mark.parametrize('rewrite', ['gemm_upsampling', 'subpixel_upsampling'])
+@pytest.mark.parametrize('rewrite', ['gemm_upsampling', 'subpixel_upsampling', 'split_skip_logits'])
 def test_a_float32_model_with_rewritten_layers_is_exported_with_the_stock_ones(rewrite):
     training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False, **{rewrite: True})
     model = train.build_model(training)
@@ -114,7 +128,7 @@ def test_a_float32_model_with_rewritten_layers_is_exported_with_the_stock_ones(r
 
 
 def test_a_float32_model_is_exported_as_is():
-    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False)
+    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False, split_skip_logits=False)
     model = train.build_model(training)
     assert train.float32_twin(model, training) is model
 

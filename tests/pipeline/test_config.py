@@ -56,6 +56,10 @@ def test_validate_refuses_both_forms_of_the_transposed_convolutions():
     with pytest.raises(ValueError, match='subpixel_upsampling and training.gemm_upsampling'):
         config_lib.preset('default').with_overrides({'training.subpixel_upsampling': True,
                                                      'training.gemm_upsampling': True})
+    with pytest.raises(ValueError, match='subpixel_upsampling and training.split_skip_logits'):
+        config_lib.preset('default').with_overrides({'training.subpixel_upsampling': True,
+                                                     'training.split_skip_logits': True})
+    assert config_lib.preset('default').with_overrides({'training.subpixel_upsampling': True}).training.subpixel_upsampling
 
 
 def test_with_overrides_replaces_only_what_is_given():

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.train_speed                  # ~10 min on 2 CPU cores
     .venv/bin/python -m bench.train_speed --steps 10 --batch_size 8 --num_train 16   # smoke
     .venv/bin/python -m bench.train_speed --steps 32 --block 8      # 8 steps a side per turn
+    .venv/bin/python -m bench.train_speed --no-mixed_bfloat16      # the project sides in float32 on any CPU
 
 Every side trains the same architecture (MobileNetV2 U-Net, encoder frozen with the same random weights, as
 the tutorial trains it) on the same in-memory batches. After each side's first step (timed on its own: tracing
@@ -25,7 +26,7 @@ Then the tutorial's and the project's steps are profiled (`bench/step_profile.py
 next to what one large matrix multiply reaches on this CPU in float32 and bfloat16), which says what bounds a
 step on the machine at hand.
 
-Writes `bench/results/train-speed[-block<N>]-<date>.json` and `.md`, with the CPU kind.
+Writes `bench/results/train-speed[-block<N>][-float32|-bfloat16]-<date>.json` and `.md`, with the CPU kind.
 """
 
 import os
@@ -147,6 +148,12 @@ def profile_markdown(profiled: Dict) -> List[str]:
     return lines
 
 
+def results_name(block: int, mixed_bfloat16: Optional[bool]) -> str:
+    """`train-speed[-block<N>][-float32|-bfloat16]`: one mode never replaces another's results."""
+    name = 'train-speed' if block == 1 else f'train-speed-block{block}'
+    return name if mixed_bfloat16 is None else f'{name}-{"bfloat16" if mixed_bfloat16 else "float32"}'
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--num_train', type=int, default=64, help='generated training images (default 64)')
@@ -155,11 +162,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser.add_argument('--block', type=int, default=1, help='steps a side takes per turn (default 1)')
     parser.add_argument('--profile_steps', type=int, default=3,
                         help='steps of the tutorial and the project profiled after the timed ones (0: none)')
+    parser.add_argument('--mixed_bfloat16', action=argparse.BooleanOptionalAction, default=None,
+                        help="the project sides' precision (default: what run_fn picks on this machine)")
     parser.add_argument('--results_dir', default=RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.block < 1:
         parser.error(f'--block must be at least 1, got {args.block}')
-    mixed_default = train.use_mixed_bfloat16(hparams.TrainingConfig())
+    mixed_default = (train.use_mixed_bfloat16(hparams.TrainingConfig()) if args.mixed_bfloat16 is None
+                     else args.mixed_bfloat16)
     with tempfile.TemporaryDirectory() as work_dir:
         dataset = batches(args.num_train, args.batch_size, work_dir)
         models = sides(mixed_default, random_encoder_weights(os.path.join(work_dir, 'encoder.h5')))
@@ -172,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                'settings': {'batch_size': args.batch_size, 'steps': args.steps, 'block': args.block,
                             'project_mixed_bfloat16': mixed_default},
                'sides': timed, 'profile': profiled}
-    name = 'train-speed' if args.block == 1 else f'train-speed-block{args.block}'  # one mode never replaces the other
+    name = results_name(args.block, args.mixed_bfloat16)
     results_file.write(results, args.results_dir, markdown(results), name=name)
     return results
 

@@ -114,9 +114,9 @@ class SplitSkipConv2DTranspose(_ExactConv2DTranspose):
     layer over the concatenated input, so weights load either way. Why: a convolution is linear in its input
     channels, and with a frozen encoder the skip part needs no input gradient, which the stock layer computes
     for the whole concatenation and then drops; nor is the concatenation made, nor its gradient sliced. On the
-    logits layer (64x64 input, 64 + 96 channels, 3 filters) a training step is ~5% faster with a frozen encoder
-    in float32 and in bfloat16 on AMX, and 1.65x that layer in float32 on the AMD EPYC; with a trained encoder it
-    is neither faster nor slower (`bench.upsample_rewrites`, bench/README.md). Called on [decoder, skip].
+    logits layer (64x64 input, 64 + 96 channels, 3 filters) a training step with a frozen encoder is 2-5% faster
+    on AMX (`bench.train_speed`), and that layer alone 1.65x in float32 on the AMD EPYC
+    (`bench.upsample_rewrites`); with a trained encoder it is neither faster nor slower. Called on [decoder, skip].
     """
 
     def __init__(self, filters: int, kernel_size=3, strides=2, padding='same', **kwargs):
@@ -290,14 +290,17 @@ def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, dec
     inputs = keras.Input([image_size, image_size, 3], name=keys.transformed_name(keys.IMAGE_KEY))
     skips = encoder(inputs)
     x = skips[-1]
+    last = len(decoder_filters) - 1
     for index, (filters, skip) in enumerate(zip(decoder_filters, reversed(skips[:-1]))):
         gemm = gemm_upsampling and x.shape[1] <= GEMM_MAX_INPUT
         x = upsample_block(filters, 3, dropout, name=f'upsample_{index}', subpixel=subpixel, gemm=gemm)(x)
-        if not (split_skip_logits and index == len(decoder_filters) - 1):
+        if index < last:
             x = keras.layers.Concatenate(name=f'skip_{index}')([x, skip])
+    # The last skip joins the logits layer, concatenated or taken apart.
     if split_skip_logits:
         logits = SplitSkipConv2DTranspose(num_classes, 3, strides=2, padding='same', name='logits')([x, skip])
     else:
+        x = keras.layers.Concatenate(name=f'skip_{last}')([x, skip])
         logits = _transpose_conv(subpixel)(num_classes, 3, strides=2, padding='same', name='logits')(x)
     if mixed_bfloat16:
         logits = keras.layers.Activation('linear', dtype='float32', name='logits_float32')(logits)

@@ -28,7 +28,7 @@ warnings.filterwarnings('ignore', message='You are using a non-supported Python 
 
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import flags, platform  # noqa: E402
+from pipeline import data_source, flags, platform  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
 DEFAULT_OUTPUT = 'petseg_pipeline.json'
@@ -96,6 +96,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     # Paths name the cluster's storage, not this machine's: never made absolute here.
     args.config = flags.config_from_args(args, parser, absolute_paths=False)
+    if args.config.data.classes is not None:
+        # Read here, at compile time, so the spec carries the classes; the source on the cluster's storage is not
+        # searched for a classes.json (compiling needs no credentials), so own data names its file with --classes.
+        try:
+            args.config = data_source.resolve_classes(args.config)
+        except ValueError as e:
+            parser.error(str(e))
     if args.config.serving.validator == 'infra_validator':
         parser.error("--validator infra_validator: TFX 1.16's Kubeflow V2 compiler cannot compile InfraValidator "
                      '("component type is not supported"); use the default serving_check, which runs in the '

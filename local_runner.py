@@ -104,9 +104,9 @@ def run(config: PipelineConfig, output_dir: str, *, direct_num_workers: int = 1,
         try:
             from tfx import v1 as tfx
             from pipeline import platform
-            from pipeline.data_source import materialize_sample_data
+            from pipeline.data_source import prepare_data
             from pipeline.pipeline import create_pipeline
-            config = materialize_sample_data(config, os.path.join(output_dir, 'sample_data'))
+            config = prepare_data(config, os.path.join(output_dir, 'sample_data'))
             pipeline = create_pipeline(
                 config,
                 pipeline_root=os.path.join(run_dir, 'pipeline_root'),

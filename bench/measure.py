@@ -21,7 +21,7 @@ from tensorflow_transform.tf_metadata import schema_utils  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
 from bench import timing, tutorial_baseline  # noqa: E402
-from modules import keys, metrics, preprocessing  # noqa: E402
+from modules import classes, keys, metrics, preprocessing  # noqa: E402
 
 RAW_SPEC = {keys.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string), keys.MASK_KEY: tf.io.FixedLenFeature([1], tf.string)}
 
@@ -38,7 +38,7 @@ def score(model: keras.Model, images: np.ndarray, masks: np.ndarray, batch_size:
     """Pixel accuracy, mean IoU and per-class IoU of `model` on the whole eval split."""
     predicted = np.concatenate([np.argmax(model(images[i:i + batch_size], training=False), -1)
                                 for i in range(0, len(images), batch_size)])
-    return metrics.numpy_scores(masks, predicted)
+    return metrics.numpy_scores(masks, predicted, classes.OXFORD_IIIT_PET.names)
 
 
 def tfdata_preprocess_throughput(files: Sequence[str], repeats: int = 2) -> float:
@@ -122,8 +122,8 @@ def flops(model: keras.Model) -> Dict[str, float]:
         options['output'] = 'none'
         return float(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
 
-    image = tf.TensorSpec([1, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3], tf.float32)
-    mask = tf.TensorSpec([1, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 1], tf.int64)
+    image = tf.TensorSpec([1, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3], tf.float32)
+    mask = tf.TensorSpec([1, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 1], tf.int64)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def train_step(x, y):

@@ -23,7 +23,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from bench import measure, tutorial_baseline
-from modules import hparams, metrics, signatures, train
+from modules import classes, hparams, metrics, signatures, train
 from modules.hparams import TrainingConfig
 
 
@@ -49,7 +49,7 @@ def score_saved_model(model_dir: str, images: np.ndarray, masks: np.ndarray, bat
         return signatures.flip_averaged(segment, tf.constant(batch)) if mirror else segment(tf.constant(batch))
     predicted = np.concatenate([np.argmax(logits(images[i:i + batch_size]), -1)
                                 for i in range(0, len(images), batch_size)])
-    return metrics.numpy_scores(masks, predicted)
+    return metrics.numpy_scores(masks, predicted, classes.OXFORD_IIIT_PET.names)
 
 
 def tutorial_side(source_dir: Optional[str], data_dir: Optional[str], work_dir: str, epochs: int, batch_size: int,

@@ -42,7 +42,7 @@ import tf_keras as keras  # noqa: E402
 from bench import measure, quality, results_file, timing, tutorial_baseline  # noqa: E402
 from bench.results_file import RESULTS_DIR, ROOT  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
-from modules import data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
+from modules import classes, data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
 from pipeline import config as config_lib, flags, node_ids, platform, run_summary  # noqa: E402
 from pipeline.eval_config import build_eval_config  # noqa: E402
 
@@ -97,7 +97,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def _trained_encoder_weights(model_dir: str, path: str) -> str:
     """Saves the MobileNetV2 encoder of a trained U-Net SavedModel as a Keras no-top `.h5`; returns `path`."""
     unet = train.build_model(config_lib.TrainingConfig(mixed_bfloat16=False), base_model=model_dir)
-    mobilenet = keras.applications.MobileNetV2(input_shape=[keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.IMAGE_CHANNELS],
+    mobilenet = keras.applications.MobileNetV2(input_shape=[classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, keys.IMAGE_CHANNELS],
                                                include_top=False, weights=None)
     for layer in unet.get_layer('encoder').layers:
         if layer.weights:
@@ -250,7 +250,7 @@ def measure_evaluation(inputs: _Inputs, keras_model: keras.Model, work_dir: str,
     images, masks = measure.decode_eval_split(inputs.eval_records)
     measure.score(keras_model, images, masks)
     plain_s = time.perf_counter() - start
-    eval_config = build_eval_config(config_lib.EvaluationConfig())
+    eval_config = build_eval_config(config_lib.EvaluationConfig(), classes.OXFORD_IIIT_PET.names)
     for metric in eval_config.metrics_specs[0].metrics:
         metric.threshold.ClearField('change_threshold')  # no baseline model here; the work is the same
     results['evaluation'] = {

@@ -5,8 +5,8 @@
 
 Each readable image goes through the pushed model's `serving_full_size` signature with Beam's `RunInference`
 and gives
-`masks/<name>.png` at the image's own size (class ids: 0 pet, 1 background, 2 border) and one line of
-`shares.csv` (image, height, width, share of each class). Unreadable images are counted and listed in
+`masks/<name>.png` at the image's own size (class ids, in the order of the classes the model carries) and
+one line of `shares.csv` (image, height, width, then one column per class, named by the model's classes). Unreadable images are counted and listed in
 `skipped.csv` with the reason; they never stop the run. Inputs: a directory (its images), a glob, or TFRecord
 files of tf.Examples with an `image` feature (and `file_name`, as TFDS and this pipeline's ExampleGen write).
 The DirectRunner runs locally (`--direct_num_workers N`); Dataflow: add `--dataflow_project`,
@@ -39,13 +39,13 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from modules import beam_args, keys, predict, signatures  # noqa: E402
+from modules import beam_args, classes, keys, predict, signatures  # noqa: E402
 
 IMAGE_EXTENSIONS = predict.IMAGE_EXTENSIONS
 MASKS_DIR = 'masks'
 SHARES_FILE = 'shares.csv'
 SKIPPED_FILE = 'skipped.csv'
-SHARES_HEADER = ['image', 'height', 'width'] + list(keys.CLASS_NAMES)
+SHARES_COLUMNS = ('image', 'height', 'width')  # then one column per class of the model
 
 
 def _is_tfrecord(path: str) -> bool:
@@ -158,8 +158,9 @@ class SavedModelHandler(ModelHandler):
 class WriteMask(beam.DoFn):
     """Writes one mask PNG and returns its line of shares.csv."""
 
-    def __init__(self, output_dir: str):
+    def __init__(self, output_dir: str, num_classes: int):
         self._masks_dir = os.path.join(output_dir, MASKS_DIR)
+        self._num_classes = num_classes
 
     def setup(self):
         tf.io.gfile.makedirs(self._masks_dir)
@@ -171,7 +172,7 @@ class WriteMask(beam.DoFn):
         Image.fromarray(mask, 'L').save(buffer, format='PNG')
         with tf.io.gfile.GFile(os.path.join(self._masks_dir, f'{name}.png'), 'wb') as f:
             f.write(buffer.getvalue())
-        shares = np.bincount(mask.ravel(), minlength=keys.NUM_CLASSES)[:keys.NUM_CLASSES] / mask.size
+        shares = np.bincount(mask.ravel(), minlength=self._num_classes)[:self._num_classes] / mask.size
         yield _csv_line([name, mask.shape[0], mask.shape[1]] + [f'{share:.4f}' for share in shares])
 
 
@@ -203,13 +204,14 @@ def build_pipeline(pipeline: beam.Pipeline, image_files: Sequence[str], record_f
                   | 'ParseExamples' >> beam.ParDo(ParseImageExample()).with_outputs('skipped', main='ok'))
         images.append(parsed.ok)
         skipped.append(parsed.skipped)
+    names = classes.read_from_model(model_dir)[0].names
     handler = KeyedModelHandler(SavedModelHandler(model_dir, max_batch_size=batch_size))
     predictions, failures = (images | 'AllImages' >> beam.Flatten()
                              | 'Segment' >> RunInference(handler).with_exception_handling())
     skipped.append(failures.failed_inferences | 'FailedBatches' >> beam.FlatMap(_failed_batch_lines))
-    (predictions | 'WriteMasks' >> beam.ParDo(WriteMask(output_dir))
+    (predictions | 'WriteMasks' >> beam.ParDo(WriteMask(output_dir, len(names)))
      | 'WriteShares' >> beam.io.WriteToText(os.path.join(output_dir, SHARES_FILE), shard_name_template='',
-                                           header=_csv_line(SHARES_HEADER)))
+                                           header=_csv_line(list(SHARES_COLUMNS) + list(names))))
     (skipped | 'AllSkipped' >> beam.Flatten() | 'SkipLines' >> beam.Map(_csv_line)
      | 'WriteSkipped' >> beam.io.WriteToText(os.path.join(output_dir, SKIPPED_FILE), shard_name_template='',
                                             header=_csv_line(['image', 'reason'])))

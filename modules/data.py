@@ -28,10 +28,11 @@ def pixel_weights(masks: tf.Tensor, class_weights: Sequence[float]) -> tf.Tensor
       class_weights: one positive weight per class.
 
     Returns:
-      float32 weights shaped like `masks`.
+      float32 weights shaped like `masks`; 0 for labels outside the classes (ignored pixels).
     """
     weights = tf.constant(class_weights, tf.float32)
-    return tf.gather(weights / tf.reduce_sum(weights), tf.cast(masks, tf.int32))
+    weights = tf.concat([weights / tf.reduce_sum(weights), [0.0]], axis=0)
+    return tf.gather(weights, tf.minimum(tf.cast(masks, tf.int32), len(class_weights)))
 
 
 def held_out(index: tf.Tensor, fraction: float) -> tf.Tensor:

@@ -1,7 +1,8 @@
-"""The one source of truth for feature keys, class layout (names, colours) and image size.
+"""The one source of truth for feature keys.
 
 ExampleGen writes the canonical raw keys below whatever the TFDS dataset calls its features;
-`preprocessing_fn`, `run_fn`, the serving signatures and the TFMA config all import from here.
+`preprocessing_fn`, `run_fn`, the serving signatures and the TFMA config all import from here. What the
+classes are and the image size are data and settings, not keys: see `modules/classes.py`.
 """
 
 IMAGE_KEY = 'image'
@@ -11,20 +12,10 @@ FILE_NAME_KEY = 'file_name'
 IMAGE_HEIGHT_KEY = 'image_height'
 IMAGE_WIDTH_KEY = 'image_width'
 IMAGE_CHANNELS_KEY = 'image_channels'
-CLASS_FRACTION_KEYS = ('pet_fraction', 'background_fraction', 'border_fraction')  # one per CLASS_NAMES entry
-DRIFT_FEATURES = (IMAGE_HEIGHT_KEY, IMAGE_WIDTH_KEY, IMAGE_CHANNELS_KEY) + CLASS_FRACTION_KEYS
-
-IMAGE_SIZE = 128
+IMAGE_FEATURES = (IMAGE_HEIGHT_KEY, IMAGE_WIDTH_KEY, IMAGE_CHANNELS_KEY)
+# ExampleGen also writes one `<class>_fraction` per class (`modules.classes.ClassDescription.fraction_keys`).
+FRACTION_SUFFIX = '_fraction'
 IMAGE_CHANNELS = 3
-
-# Oxford-IIIT Pet trimaps store 1=pet, 2=background, 3=border; the model predicts 0, 1, 2.
-TRIMAP_OFFSET = 1
-CLASS_NAMES = ('pet', 'background', 'border')
-NUM_CLASSES = len(CLASS_NAMES)
-PET_CLASS_ID = 0
-# RGB per class, for masks people look at (report, TensorBoard, CLI, web page): warm pet, neutral
-# background, bright border so the thin ring is easy to see.
-CLASS_COLORS = ((230, 90, 40), (40, 60, 120), (250, 230, 60))
 
 # TFLite variants of the model, in the order they are made and reported (see modules/tflite.py).
 TFLITE_VARIANTS = ('float32', 'float16', 'int8')
@@ -40,3 +31,8 @@ def transformed_name(key: str) -> str:
       The transformed feature key, e.g. `image_xf`.
     """
     return f'{key}_xf'
+
+
+def is_drift_feature(key: str) -> bool:
+    """Whether ExampleGen's per-example feature `key` is compared across data versions for drift."""
+    return key in IMAGE_FEATURES or key.endswith(FRACTION_SUFFIX)

@@ -3,24 +3,25 @@
 Stock `MeanIoU` fails in TFMA, which passes one weight per example ([B, 1]) while labels are per
 pixel. These metrics accumulate one confusion matrix and broadcast a per-example weight over that
 example's pixels (per-pixel weights are used as they are). Predictions may be logits or
-probabilities [B, H, W, C]; labels are class ids [B, H, W] or [B, H, W, 1]. The matrix is a segment
+probabilities [B, H, W, C]; labels are class ids [B, H, W] or [B, H, W, 1]; a label outside 0..C-1 (the
+ignored pixels, `classes.IGNORE_LABEL`) counts nowhere. The number of classes is the dataset's, given to
+each metric (TFMA passes it from the metric's config, `pipeline/eval_config.py`). The matrix is a segment
 sum over `label * C + prediction`: with `tf.math.confusion_matrix` the two training metrics cost a
 third of a bfloat16 training step (see bench/README.md); `bincount` is as fast but XLA cannot compile it.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import keys
 
 
 class _ConfusionMatrixMetric(keras.metrics.Metric):
     """Accumulates a [num_classes, num_classes] confusion matrix (rows: truth, columns: prediction)."""
 
-    def __init__(self, num_classes: int = keys.NUM_CLASSES, name: Optional[str] = None, dtype=None):
+    def __init__(self, num_classes: int, name: Optional[str] = None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.num_classes = num_classes
         self.total_cm = self.add_weight('total_confusion_matrix', shape=(num_classes, num_classes),
@@ -30,7 +31,9 @@ class _ConfusionMatrixMetric(keras.metrics.Metric):
         batch = tf.shape(y_pred)[0]
         labels = tf.reshape(tf.cast(y_true, tf.int64), [batch, -1])
         predictions = tf.reshape(tf.argmax(y_pred, axis=-1), [batch, -1])
-        weights = tf.ones_like(labels, tf.float64)
+        counted = (labels >= 0) & (labels < self.num_classes)
+        weights = tf.cast(counted, tf.float64)
+        labels = tf.where(counted, labels, 0)
         if sample_weight is not None:
             sample_weight = tf.cast(sample_weight, tf.float64)
             per_example = tf.equal(tf.size(sample_weight), tf.cast(batch, tf.int32))
@@ -57,7 +60,7 @@ class _ConfusionMatrixMetric(keras.metrics.Metric):
 class PixelAccuracy(_ConfusionMatrixMetric):
     """Fraction of pixels whose predicted class is the true class."""
 
-    def __init__(self, num_classes: int = keys.NUM_CLASSES, name: str = 'pixel_accuracy', dtype=None):
+    def __init__(self, num_classes: int, name: str = 'pixel_accuracy', dtype=None):
         super().__init__(num_classes, name, dtype)
 
     def result(self):
@@ -67,7 +70,7 @@ class PixelAccuracy(_ConfusionMatrixMetric):
 class MeanIoU(_ConfusionMatrixMetric):
     """Intersection over union averaged over the classes that occur in truth or prediction."""
 
-    def __init__(self, num_classes: int = keys.NUM_CLASSES, name: str = 'mean_iou', dtype=None):
+    def __init__(self, num_classes: int, name: str = 'mean_iou', dtype=None):
         super().__init__(num_classes, name, dtype)
 
     def result(self):
@@ -84,9 +87,8 @@ class ClassIoU(_ConfusionMatrixMetric):
     a request to binarize predictions for that class, which would hide the other classes.
     """
 
-    def __init__(self, target_class: int = keys.PET_CLASS_ID, num_classes: int = keys.NUM_CLASSES,
-                 name: Optional[str] = None, dtype=None):
-        super().__init__(num_classes, name or f'iou_{keys.CLASS_NAMES[target_class]}', dtype)
+    def __init__(self, target_class: int, num_classes: int, name: Optional[str] = None, dtype=None):
+        super().__init__(num_classes, name or f'iou_{target_class}', dtype)
         self.target_class = target_class
 
     def result(self):
@@ -97,29 +99,38 @@ class ClassIoU(_ConfusionMatrixMetric):
         return {**super().get_config(), 'target_class': self.target_class}
 
 
-def segmentation_metrics() -> List[keras.metrics.Metric]:
-    """Pixel accuracy, mean IoU and the IoU of each class (the pet's IoU is the foreground IoU)."""
-    return [PixelAccuracy(), MeanIoU()] + [ClassIoU(class_id) for class_id in range(keys.NUM_CLASSES)]
+def class_iou_name(class_name: str) -> str:
+    """The metric key of one class's IoU, e.g. `iou_pet`."""
+    return f'iou_{class_name}'
 
 
-def numpy_scores(labels: np.ndarray, predicted: np.ndarray, num_classes: int = keys.NUM_CLASSES) -> dict:
+def segmentation_metrics(class_names: Sequence[str]) -> List[keras.metrics.Metric]:
+    """Pixel accuracy, mean IoU and the IoU of each class, named `iou_<class name>`."""
+    count = len(class_names)
+    return [PixelAccuracy(count), MeanIoU(count)] + [
+        ClassIoU(class_id, count, class_iou_name(name)) for class_id, name in enumerate(class_names)]
+
+
+def numpy_scores(labels: np.ndarray, predicted: np.ndarray, class_names: Sequence[str]) -> dict:
     """Reference scores from class-id arrays, for tests and the benchmark's plain scoring loop.
 
     Args:
-      labels: true class ids, any shape.
+      labels: true class ids, any shape; values outside 0..K-1 (ignored pixels) count nowhere.
       predicted: predicted class ids, same shape.
-      num_classes: number of classes.
+      class_names: the K classes, in class-id order.
 
     Returns:
       {'pixel_accuracy', 'mean_iou', 'iou_<class>'...} as floats.
     """
     labels, predicted = np.asarray(labels).ravel(), np.asarray(predicted).ravel()
-    scores = {'pixel_accuracy': float(np.mean(labels == predicted))}
+    counted = (labels >= 0) & (labels < len(class_names))
+    labels, predicted = labels[counted], predicted[counted]
+    scores = {'pixel_accuracy': float(np.mean(labels == predicted)) if labels.size else 0.0}
     ious = []
-    for class_id in range(num_classes):
+    for class_id, name in enumerate(class_names):
         intersection = np.sum((labels == class_id) & (predicted == class_id))
         union = np.sum((labels == class_id) | (predicted == class_id))
-        scores[f'iou_{keys.CLASS_NAMES[class_id]}'] = float(intersection / union) if union else 0.0
+        scores[class_iou_name(name)] = float(intersection / union) if union else 0.0
         if union:
             ious.append(intersection / union)
     scores['mean_iou'] = float(np.mean(ious)) if ious else 0.0

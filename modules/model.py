@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import keys
+from modules import classes, keys
 
 SKIP_LAYERS = ('block_1_expand_relu', 'block_3_expand_relu', 'block_6_expand_relu',
                'block_13_expand_relu', 'block_16_project')
@@ -222,7 +222,7 @@ def _encoder_weights(encoder_weights: str, image_size: int):
     return encoder_weights
 
 
-def build_unet(image_size: int = keys.IMAGE_SIZE, num_classes: int = keys.NUM_CLASSES, *,
+def build_unet(image_size: int = classes.DEFAULT_IMAGE_SIZE, num_classes: int = classes.OXFORD_IIIT_PET.num_classes, *,
                encoder_weights: str = 'none', train_encoder: bool = False, dropout: float = 0.0,
                decoder_filters: Sequence[int] = DECODER_FILTERS,
                batchnorm_momentum: Optional[float] = None, mixed_bfloat16: bool = False,

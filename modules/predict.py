@@ -5,7 +5,7 @@
 `--model` is a SavedModel directory or a serving root with numbered versions (the newest is used,
 or `--version N`). Each image's raw bytes go through `serving_full_size`, which returns the mask at the
 image's own size (older models without it: `serving_default`'s 128x128 mask, upscaled here); for
-`NAME.jpg` it writes `NAME_mask.png` (class ids 0 pet, 1 background, 2 border), `NAME_mask_color.png` and
+`NAME.jpg` it writes `NAME_mask.png` (class ids in the order of the classes the model carries), `NAME_mask_color.png` and
 `NAME_overlay.png` (colour mask over the original), all at the original size, then prints the share of
 each class. Unreadable files are reported and skipped; the exit code is 1 if any was skipped.
 """
@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from modules import paths, signatures, visualize  # noqa: E402
+from modules import classes, paths, signatures, visualize  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 
@@ -87,12 +87,13 @@ def predict_file(serve, path: str, full_size: bool = True) -> Tuple[Image.Image,
     return original, outputs['mask'][0, :height, :width].numpy()
 
 
-def write_outputs(original: Image.Image, mask: np.ndarray, out_dir: str, stem: str) -> Dict[str, str]:
-    """Writes the class-id mask, its colour version and the overlay; returns their paths."""
+def write_outputs(original: Image.Image, mask: np.ndarray, out_dir: str, stem: str,
+                  colors: Sequence[Sequence[int]] = classes.OXFORD_IIIT_PET.colors) -> Dict[str, str]:
+    """Writes the class-id mask, its colour version and the overlay (`colors` per class); returns their paths."""
     paths = {kind: os.path.join(out_dir, f'{stem}_{kind}.png') for kind in ('mask', 'mask_color', 'overlay')}
     Image.fromarray(mask.astype(np.uint8), 'L').save(paths['mask'])
-    Image.fromarray(visualize.colorize(mask)).save(paths['mask_color'])
-    visualize.overlay(original, mask).save(paths['overlay'])
+    Image.fromarray(visualize.colorize(mask, colors)).save(paths['mask_color'])
+    visualize.overlay(original, mask, colors=colors).save(paths['overlay'])
     return paths
 
 
@@ -106,6 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     model_dir = resolve_model_dir(args.model, args.version)
     serve, full_size = mask_signature(tf.saved_model.load(model_dir))
+    description = classes.read_from_model(model_dir)[0]
     os.makedirs(args.out, exist_ok=True)
     paths = expand_inputs(args.images)
     print(f'Model: {model_dir}\nImages: {len(paths)}')
@@ -118,8 +120,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             skipped.append(path)
             print(f'SKIPPED {path}: {reason}')
             continue
-        write_outputs(original, mask, args.out, os.path.splitext(os.path.basename(path))[0])
-        areas = ', '.join(f'{name} {share:5.1%}' for name, share in visualize.class_areas(mask).items())
+        write_outputs(original, mask, args.out, os.path.splitext(os.path.basename(path))[0], description.colors)
+        areas = ', '.join(f'{name} {share:5.1%}' for name, share in
+                          visualize.class_areas(mask, description.names).items())
         print(f'{path} ({original.size[0]}x{original.size[1]}): {areas}')
     print(f'Wrote {len(paths) - len(skipped)} predictions to {args.out}; skipped {len(skipped)}.')
     return 1 if skipped else 0

@@ -1,8 +1,8 @@
 """Exports the trained U-Net as a SavedModel with the Transform graph attached.
 
 Signatures:
-- `serving_default`: `image_bytes` [B] encoded JPEG/PNG of any size -> `mask` uint8 [B, 128, 128]
-  class ids and `probabilities` float32 [B, 128, 128, 3]. Empty or undecodable bytes fail the
+- `serving_default`: `image_bytes` [B] encoded JPEG/PNG of any size -> `mask` uint8 [B, S, S]
+  class ids and `probabilities` float32 [B, S, S, K] (S the image size, K the classes). Empty or undecodable bytes fail the
   request with InvalidArgumentError naming the problem; no garbage mask is returned.
 - `serving_full_size`: `image_bytes` [B] -> `mask` uint8 [B, H_max, W_max], each image's mask at its own
   height and width (class probabilities resized bilinearly, then argmax), padded with PADDING_CLASS to the
@@ -12,7 +12,7 @@ Signatures:
 
 All of them run the TFT layer, never a re-implementation of preprocessing. Besides the signatures, the
 SavedModel's root object has `segment` (a function, not a signature): transformed images float32
-[B, 128, 128, 3] -> logits, the bare U-Net, for TFLite conversion and for scoring without the TFT layer.
+[B, S, S, 3] -> logits, the bare U-Net, for TFLite conversion and for scoring without the TFT layer.
 The model is saved without Keras' per-layer traces (`save_traces=False`): on 2 CPU cores tracing every layer's
 call took ~50 of the export's ~65 s, and nothing loads the export back as a Keras model (warm start reads its
 variables; everything else calls the functions above).
@@ -35,19 +35,23 @@ TRANSFORM_FEATURES = 'transform_features'
 SEGMENT_FUNCTION = 'segment'  # attribute of the SavedModel's root: transformed images -> logits
 PADDING_CLASS = 255  # marks the padding of full-size masks beyond an image's own height and width
 
-_S, _C = keys.IMAGE_SIZE, keys.NUM_CLASSES
-# The serving contract: signature -> ({input: (dtype, shape)}, {output: (dtype, shape)}); None is any size.
-EXPECTED_SIGNATURES = {
-    SERVING_DEFAULT: ({IMAGE_BYTES_INPUT: ('string', [None])},
-                      {'mask': ('uint8', [None, _S, _S]), 'probabilities': ('float32', [None, _S, _S, _C])}),
-    SERVING_FULL_SIZE: ({IMAGE_BYTES_INPUT: ('string', [None])},
-                        {'mask': ('uint8', [None, None, None]), 'height': ('int32', [None]),
-                         'width': ('int32', [None])}),
-    SERVING_TF_EXAMPLE: ({'examples': ('string', [None])}, {'logits': ('float32', [None, _S, _S, _C])}),
-    TRANSFORM_FEATURES: ({'examples': ('string', [None])},
-                         {keys.transformed_name(keys.IMAGE_KEY): ('float32', [None, _S, _S, keys.IMAGE_CHANNELS]),
-                          keys.transformed_name(keys.MASK_KEY): ('int64', [None, _S, _S, 1])}),
-}
+
+
+def expected_signatures(image_size: int, num_classes: int) -> Dict[str, tuple]:
+    """The serving contract of a model of this size and number of classes: signature -> ({input: (dtype,
+    shape)}, {output: (dtype, shape)}); None is any size. `modules.classes.read_from_model` gives both."""
+    s, c = image_size, num_classes
+    return {
+        SERVING_DEFAULT: ({IMAGE_BYTES_INPUT: ('string', [None])},
+                          {'mask': ('uint8', [None, s, s]), 'probabilities': ('float32', [None, s, s, c])}),
+        SERVING_FULL_SIZE: ({IMAGE_BYTES_INPUT: ('string', [None])},
+                            {'mask': ('uint8', [None, None, None]), 'height': ('int32', [None]),
+                             'width': ('int32', [None])}),
+        SERVING_TF_EXAMPLE: ({'examples': ('string', [None])}, {'logits': ('float32', [None, s, s, c])}),
+        TRANSFORM_FEATURES: ({'examples': ('string', [None])},
+                             {keys.transformed_name(keys.IMAGE_KEY): ('float32', [None, s, s, keys.IMAGE_CHANNELS]),
+                              keys.transformed_name(keys.MASK_KEY): ('int64', [None, s, s, 1])}),
+    }
 
 
 def error_reason(error: tf.errors.OpError) -> str:
@@ -176,8 +180,7 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
         Keras model itself (its weights, what a warm start loads) is the same either way.
     """
     signatures = make_signatures(model, tf_transform_output, test_time_flip)
-    image_spec = tf.TensorSpec([None, keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.IMAGE_CHANNELS], tf.float32,
-                               name=keys.transformed_name(keys.IMAGE_KEY))
+    image_spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=keys.transformed_name(keys.IMAGE_KEY))
     setattr(model, SEGMENT_FUNCTION, tf.function(lambda image: segment_logits(model, image, test_time_flip),
                                                  input_signature=[image_spec], autograph=False))
     model.save(export_dir, save_format='tf', signatures=signatures, include_optimizer=False, save_traces=False)

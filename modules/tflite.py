@@ -1,10 +1,11 @@
 """TFLite variants of a trained U-Net for phones: conversion, the mobile contract, scoring and latency.
 
 TFLite has no image-decode op and no TFT layer, so a TFLite model takes what Transform makes: one RGB image
-resized to 128x128 (bilinear, aspect ratio not kept) and, for the float variants, scaled to [0, 1]. The
+resized to the model's size (bilinear, aspect ratio not kept) and, for the float variants, scaled to [0, 1]. The
 full-integer `int8` variant takes the resized pixels as uint8 0..255 (its input scale is exactly 1/255, so the
 app skips the division) and returns int8 logits; argmax over the last axis works on them directly. Each
-`<variant>.tflite` ships with `<variant>.json`, the contract a mobile client codes against.
+`<variant>.tflite` ships with `<variant>.json`, the contract a mobile client codes against, with the classes
+(names, colours) the exported model carries (`modules.classes.read_from_model`).
 
 The U-Net is taken out of the exported SavedModel (its `segment` function), saved once as a slim SavedModel
 holding only that function, and converted from there for each variant, in parallel processes.
@@ -23,21 +24,21 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from modules import keys, metrics, signatures
+from modules import classes as classes_lib, keys, metrics, signatures
 
 VARIANTS = keys.TFLITE_VARIANTS
 INPUT_NAME = 'image'
 OUTPUT_NAME = 'logits'
 REPORT_FILE = 'tflite.json'  # the figures of every variant, beside the models
-_S, _C = keys.IMAGE_SIZE, keys.NUM_CLASSES
 
 
-def metadata(variant: str, interpreter: tf.lite.Interpreter) -> Dict:
+def metadata(variant: str, interpreter: tf.lite.Interpreter, description: classes_lib.ClassDescription) -> Dict:
     """The labels/metadata JSON shipped beside `<variant>.tflite`: what goes in, what comes out, the classes.
 
     Types and quantization are read from the converted model itself, so the file cannot disagree with it.
     """
     model_input, model_output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    size = int(model_input['shape'][1])
     integer_input = model_input['dtype'] == np.uint8
     input_scale, input_zero_point = model_input['quantization']
     output_scale, output_zero_point = model_output['quantization']
@@ -52,7 +53,7 @@ def metadata(variant: str, interpreter: tf.lite.Interpreter) -> Dict:
             'quantization': {'scale': float(input_scale), 'zero_point': int(input_zero_point)} if integer_input else None,
             'preprocessing': (
                 'Decode to RGB (3 channels; drop alpha, convert greyscale), resize to '
-                f'{_S}x{_S} with bilinear interpolation and half-pixel centres, without keeping the aspect ratio, '
+                f'{size}x{size} with bilinear interpolation and half-pixel centres, without keeping the aspect ratio, '
                 'no antialiasing. ' + ('Round to the nearest integer and feed the pixel values 0..255 as uint8 '
                                        '(the input scale 1/255 does the division).' if integer_input else
                                        'Feed float32 pixel values divided by 255 (range [0, 1]).')),
@@ -63,21 +64,22 @@ def metadata(variant: str, interpreter: tf.lite.Interpreter) -> Dict:
             'shape': [int(d) for d in model_output['shape']],
             'quantization': ({'scale': float(output_scale), 'zero_point': int(output_zero_point)}
                              if model_output['dtype'] != np.float32 else None),
-            'meaning': ('Per-pixel class logits at 128x128; the class id of a pixel is the argmax over the last '
+            'meaning': (f'Per-pixel class logits at {size}x{size}; the class id of a pixel is the argmax over the last '
                         'axis (works on the quantized values too). Softmax gives probabilities. Resize the '
                         "probabilities (or nearest-neighbour the ids) back to the photo's size."),
         },
-        'classes': [{'id': class_id, 'name': name, 'color_rgb': list(keys.CLASS_COLORS[class_id])}
-                    for class_id, name in enumerate(keys.CLASS_NAMES)],
+        'classes': [{'id': class_id, 'name': name, 'color_rgb': list(description.colors[class_id])}
+                    for class_id, name in enumerate(description.names)],
     }
 
 
-def slim_saved_model(unet, export_dir: str) -> str:
+def slim_saved_model(unet, export_dir: str, image_size: int) -> str:
     """Saves the U-Net of an exported SavedModel as a SavedModel of one function, `image` -> `logits`.
 
     Args:
       unet: the Trainer's export, loaded with `tf.saved_model.load`.
       export_dir: where to write the slim SavedModel.
+      image_size: the U-Net's input side.
 
     Returns:
       `export_dir`.
@@ -89,7 +91,7 @@ def slim_saved_model(unet, export_dir: str) -> str:
             super().__init__()
             self.unet = unet
 
-        @tf.function(input_signature=[tf.TensorSpec([1, _S, _S, keys.IMAGE_CHANNELS], tf.float32, name=INPUT_NAME)])
+        @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, keys.IMAGE_CHANNELS], tf.float32, name=INPUT_NAME)])
         def segment(self, image):
             return {OUTPUT_NAME: segment_unet(image)}
 
@@ -105,7 +107,7 @@ def convert(slim_model_dir: str, variant: str, representative_images: Optional[S
       slim_model_dir: from `slim_saved_model`.
       variant: 'float32', 'float16' (weights in float16, computed in float32 on CPUs) or 'int8' (weights and
         activations int8, uint8 input, int8 output).
-      representative_images: float32 [128, 128, 3] images in [0, 1] that calibrate int8 activation ranges.
+      representative_images: float32 [S, S, 3] images in [0, 1] that calibrate int8 activation ranges.
 
     Returns:
       The flatbuffer.
@@ -138,7 +140,7 @@ class Segmenter:
         self._output = self.interpreter.get_output_details()[0]
 
     def to_input(self, image: np.ndarray) -> np.ndarray:
-        """What the mobile contract says the app feeds, from a [128, 128, 3] image in [0, 1]."""
+        """What the mobile contract says the app feeds, from a [S, S, 3] image in [0, 1]."""
         if self._input['dtype'] == np.uint8:
             return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)[np.newaxis]
         return image.astype(np.float32)[np.newaxis]
@@ -149,12 +151,12 @@ class Segmenter:
         return self.interpreter.get_tensor(self._output['index'])[0]
 
     def classes(self, image: np.ndarray) -> np.ndarray:
-        """Class ids [128, 128] of one [128, 128, 3] image in [0, 1]."""
+        """Class ids [S, S] of one [S, S, 3] image in [0, 1]."""
         return np.argmax(self.invoke(self.to_input(image)), axis=-1)
 
 
 def saved_model_classes(unet, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Class ids [N, 128, 128] of transformed images [N, 128, 128, 3] by the exported U-Net itself (float32).
+    """Class ids [N, S, S] of transformed images [N, S, S, 3] by the exported U-Net itself (float32).
 
     Args:
       unet: the Trainer's export, loaded with `tf.saved_model.load`.
@@ -184,10 +186,11 @@ def convert_all(slim_model_dir: str, variants: Sequence[str], representative_ima
         return {variant: jobs[variant].result() for variant in variants}
 
 
-def scores(labels: Iterable[np.ndarray], predicted: Iterable[np.ndarray]) -> Dict[str, float]:
-    """Pixel accuracy, mean IoU and per-class IoU over every pixel of every image."""
+def scores(labels: Iterable[np.ndarray], predicted: Iterable[np.ndarray], class_names: Sequence[str]
+           ) -> Dict[str, float]:
+    """Pixel accuracy, mean IoU and per-class IoU over every pixel of every image (ignored pixels excluded)."""
     return metrics.numpy_scores(np.concatenate([np.ravel(a) for a in labels]),
-                                np.concatenate([np.ravel(a) for a in predicted]))
+                                np.concatenate([np.ravel(a) for a in predicted]), class_names)
 
 
 def latency_ms(segmenter: Segmenter, image: np.ndarray, calls: int) -> float:
@@ -254,9 +257,9 @@ def export_variants(serving_model_dir: str, output_dir: str, variants: Sequence[
       serving_model_dir: the Trainer's exported SavedModel.
       output_dir: where the files go.
       variants: which of VARIANTS to make.
-      representative_images: float32 [128, 128, 3] training images in [0, 1] for int8 calibration.
-      eval_images: float32 [N, 128, 128, 3] in [0, 1].
-      eval_masks: class ids [N, 128, 128] or [N, 128, 128, 1].
+      representative_images: float32 [S, S, 3] training images in [0, 1] for int8 calibration.
+      eval_images: float32 [N, S, S, 3] in [0, 1].
+      eval_masks: class ids [N, S, S] or [N, S, S, 1].
       targets: the quality and size targets.
       latency_calls: timed invokes per thread count.
       progress: called with a short line after each step.
@@ -265,14 +268,15 @@ def export_variants(serving_model_dir: str, output_dir: str, variants: Sequence[
       The report written to `tflite.json`: the SavedModel's figures on the same images, then each variant's.
     """
     tf.io.gfile.makedirs(output_dir)
-    eval_masks = np.asarray(eval_masks).reshape(len(eval_masks), _S, _S)
+    description, image_size = classes_lib.read_from_model(serving_model_dir)
+    eval_masks = np.asarray(eval_masks).reshape(len(eval_masks), image_size, image_size)
     unet = tf.saved_model.load(serving_model_dir)
     reference_classes = saved_model_classes(unet, eval_images)
-    reference_scores = scores(eval_masks, reference_classes)
+    reference_scores = scores(eval_masks, reference_classes, description.names)
     results: Dict[str, VariantResult] = {}
     with tempfile.TemporaryDirectory() as scratch:
         start = time.monotonic()
-        flatbuffers = convert_all(slim_saved_model(unet, os.path.join(scratch, 'slim')), variants,
+        flatbuffers = convert_all(slim_saved_model(unet, os.path.join(scratch, 'slim'), image_size), variants,
                                   representative_images)
         progress(f'converted {", ".join(variants)} in {time.monotonic() - start:.0f} s')
         for variant, flatbuffer in flatbuffers.items():
@@ -281,16 +285,16 @@ def export_variants(serving_model_dir: str, output_dir: str, variants: Sequence[
                 f.write(flatbuffer)
             segmenter = Segmenter(flatbuffer, num_threads=2)
             predicted = np.stack([segmenter.classes(image) for image in eval_images])
-            variant_scores = scores(eval_masks, predicted)
+            variant_scores = scores(eval_masks, predicted, description.names)
             timings = {'1_thread': latency_ms(Segmenter(flatbuffer, 1), eval_images[0], latency_calls),
                        '2_threads': latency_ms(segmenter, eval_images[0], latency_calls)}
             results[variant] = VariantResult(
                 variant=variant, size_mb=len(flatbuffer) / 1e6, pixel_accuracy=variant_scores['pixel_accuracy'],
                 mean_iou=variant_scores['mean_iou'],
-                class_iou={name: variant_scores[f'iou_{name}'] for name in keys.CLASS_NAMES},
+                class_iou={name: variant_scores[metrics.class_iou_name(name)] for name in description.names},
                 agreement=float(np.mean(predicted == reference_classes)), latency_ms=timings)
             with tf.io.gfile.GFile(os.path.join(output_dir, f'{variant}.json'), 'w') as f:
-                json.dump(metadata(variant, segmenter.interpreter), f, indent=1)
+                json.dump(metadata(variant, segmenter.interpreter, description), f, indent=1)
             progress(f'{variant}: {len(flatbuffer) / 1e6:.1f} MB, pixel accuracy {variant_scores["pixel_accuracy"]:.4f}, '
                      f'{timings["1_thread"]:.0f} ms on 1 thread ({time.monotonic() - start:.0f} s)')
     judge(results, reference_scores['pixel_accuracy'], targets)

@@ -30,7 +30,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import augment, data, distribute, hparams, keys, metrics, model as model_lib, precision, signatures
+from modules import augment, classes, data, distribute, hparams, metrics, model as model_lib, precision, signatures
 from modules.hparams import TrainingConfig
 
 HISTORY_FILE = 'history.json'
@@ -59,15 +59,16 @@ class EpochProgress(keras.callbacks.Callback):
 class PredictionImages(keras.callbacks.Callback):
     """Writes Input | True Mask | Predicted Mask strips of a few eval images to TensorBoard each epoch."""
 
-    def __init__(self, log_dir: str, images: tf.Tensor, masks: tf.Tensor):
+    def __init__(self, log_dir: str, images: tf.Tensor, masks: tf.Tensor, colors):
         super().__init__()
         self._writer = tf.summary.create_file_writer(log_dir)
         self._images, self._masks = images, masks
-        self._colors = tf.constant(keys.CLASS_COLORS, tf.float32) / 255.0
+        # Ignored pixels of the true mask are drawn black (one colour more than the classes).
+        self._colors = tf.constant(list(colors) + [(0, 0, 0)], tf.float32) / 255.0
 
     def on_epoch_end(self, epoch: int, logs=None):
         predicted = tf.argmax(self.model(self._images, training=False), axis=-1)
-        true = tf.gather(self._colors, tf.cast(self._masks[..., 0], tf.int32))
+        true = tf.gather(self._colors, tf.minimum(tf.cast(self._masks[..., 0], tf.int32), len(self._colors) - 1))
         strips = tf.concat([self._images, true, tf.gather(self._colors, predicted)], axis=2)
         with self._writer.as_default():
             tf.summary.image('eval_predictions', strips, step=epoch, max_outputs=len(strips))
@@ -221,21 +222,9 @@ def backup_dir_for(model_run_dir: str, training: TrainingConfig, train_files: Li
     return os.path.join(trainer_root, BACKUP_DIR, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
-def check_input_matches_transform(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> None:
-    """Fails before training when the model's input shape differs from what Transform produces.
-
-    Args:
-      model: the model to train.
-      tf_transform_output: Transform's output.
-
-    Raises:
-      ValueError: the shapes differ.
-    """
-    transformed = tf_transform_output.transformed_feature_spec()[data.IMAGE_XF].shape
-    expected = tuple(model.input_shape[1:])
-    if tuple(transformed) != expected:
-        raise ValueError(f'Model input shape {expected} does not match Transform output {data.IMAGE_XF} '
-                         f'{tuple(transformed)}; build the model with image_size={transformed[0]}.')
+def transformed_image_size(tf_transform_output: tft.TFTransformOutput) -> int:
+    """The side of Transform's images: the model is built for what Transform produces, nothing else."""
+    return int(tf_transform_output.transformed_feature_spec()[data.IMAGE_XF].shape[0])
 
 
 def use_mixed_bfloat16(training: TrainingConfig, measure: bool = True) -> bool:
@@ -280,8 +269,9 @@ def use_split_skip_logits(training: TrainingConfig) -> bool:
     return training.split_skip_logits
 
 
-def _build_unet(training: TrainingConfig, mixed_bfloat16: bool) -> keras.Model:
-    return model_lib.build_unet(encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
+def _build_unet(training: TrainingConfig, mixed_bfloat16: bool, num_classes: int = classes.OXFORD_IIIT_PET.num_classes,
+                image_size: int = classes.DEFAULT_IMAGE_SIZE) -> keras.Model:
+    return model_lib.build_unet(image_size, num_classes, encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
                                 dropout=training.dropout, batchnorm_momentum=training.batchnorm_momentum,
                                 mixed_bfloat16=mixed_bfloat16, subpixel=training.subpixel_upsampling,
                                 gemm_upsampling=use_gemm_upsampling(training, mixed_bfloat16),
@@ -298,7 +288,8 @@ def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
     if model_lib.computes_in_float32(model) and not model_lib.has_rewritten_layers(model):
         return model
     stock = dataclasses.replace(training, subpixel_upsampling=False, gemm_upsampling=False, split_skip_logits=False)
-    twin = _build_unet(stock, mixed_bfloat16=False)
+    twin = _build_unet(stock, mixed_bfloat16=False, num_classes=model.output_shape[-1],
+                       image_size=model.input_shape[1])
     model_lib.copy_weights(model, twin)
     return twin
 
@@ -313,26 +304,37 @@ def optimizer(learning_rate: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.legacy.Adam(learning_rate)
 
 
-def build_model(training: TrainingConfig, base_model: str = None) -> keras.Model:
+def build_model(training: TrainingConfig, base_model: str = None,
+                description: classes.ClassDescription = classes.OXFORD_IIIT_PET,
+                image_size: int = classes.DEFAULT_IMAGE_SIZE) -> keras.Model:
     """Builds and compiles the U-Net, continuing from `base_model`'s weights when given.
 
     Args:
       training: training settings.
       base_model: SavedModel directory of a previous model to warm-start from.
+      description: the dataset's classes: the logits' channels, the metrics' names, ignored pixels in the loss.
+      image_size: the input's height and width.
 
     Returns:
       Compiled model.
     """
     mixed_bfloat16 = use_mixed_bfloat16(training)
     logging.info('Training computes in %s', 'mixed bfloat16' if mixed_bfloat16 else 'float32')
-    model = _build_unet(training, mixed_bfloat16)
+    model = _build_unet(training, mixed_bfloat16, description.num_classes, image_size)
     if base_model:
         logging.info('Warm start from %s', base_model)
         model.load_weights(os.path.join(base_model, 'variables', 'variables')).expect_partial()
     model.compile(optimizer=optimizer(training.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=metrics.segmentation_metrics()[:2], jit_compile=training.jit_compile)
+                  loss=_loss(description), metrics=metrics.segmentation_metrics(description.names)[:2],
+                  jit_compile=training.jit_compile)
     return without_autograph(model)
+
+
+def _loss(description: classes.ClassDescription) -> keras.losses.Loss:
+    # Only where the data has ignored pixels: Keras' ignore_class gathers the valid pixels, a cost the
+    # datasets without any need not pay (ExampleGen lets no unknown mask value through).
+    return keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=classes.IGNORE_LABEL if description.ignore else None)
 
 
 def without_autograph(model: keras.Model) -> keras.Model:
@@ -349,7 +351,8 @@ def without_autograph(model: keras.Model) -> keras.Model:
 
 
 def train_and_export(train_files: List[str], eval_files: List[str], transform_output: str, serving_model_dir: str,
-                     model_run_dir: str, training: TrainingConfig, base_model: str = None) -> Dict[str, list]:
+                     model_run_dir: str, training: TrainingConfig, base_model: str = None,
+                     description: classes.ClassDescription = classes.OXFORD_IIIT_PET) -> Dict[str, list]:
     """Trains on transformed examples and exports the serving SavedModel.
 
     Args:
@@ -360,6 +363,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
       model_run_dir: TensorBoard logs and history.json.
       training: training settings.
       base_model: optional previous SavedModel to warm-start from.
+      description: the dataset's classes; the export carries them (`classes.write_to_model`).
 
     Returns:
       The Keras history (metric name -> per-epoch values).
@@ -377,9 +381,9 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     # From the configured settings: a rerun resumes even where a measured precision came out otherwise.
     backup_dir = backup_dir_for(model_run_dir, configured, train_files, transform_output, base_model)
     tf_transform_output = tft.TFTransformOutput(transform_output)
+    image_size = transformed_image_size(tf_transform_output)
     with strategy.scope():
-        model = build_model(training, base_model)
-    check_input_matches_transform(model, tf_transform_output)
+        model = build_model(training, base_model, description, image_size)
     train_dataset, eval_dataset = datasets(training, train_files, eval_files, tf_transform_output,
                                            training.batch_size * replicas)
     history = EpochHistory(os.path.join(backup_dir, HISTORY_FILE))
@@ -398,7 +402,8 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
         # A model call outside fit reads the BatchNorm statistics, which across workers is a collective step the
         # other workers would not join; so the pictures are for single-worker runs.
         sample_images, sample_masks = next(iter(eval_dataset.take(1)))[:2]
-        callbacks.insert(1, PredictionImages(os.path.join(model_run_dir, 'images'), sample_images[:3], sample_masks[:3]))
+        callbacks.insert(1, PredictionImages(os.path.join(model_run_dir, 'images'), sample_images[:3], sample_masks[:3],
+                                                     description.colors))
     model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
               validation_data=eval_dataset, validation_steps=training.validation_steps, callbacks=callbacks, verbose=0)
     export_model = float32_twin(model, training)
@@ -414,6 +419,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINED_SETTINGS_FILE), 'w') as f:
         json.dump(training.to_custom_config(), f, indent=1)
     signatures.export_serving_model(export_model, tf_transform_output, serving_model_dir, training.test_time_flip)
+    classes.write_to_model(serving_model_dir, description, image_size)
     tf.io.gfile.rmtree(backup_dir)
     return history.values
 
@@ -430,4 +436,5 @@ def run_fn(fn_args: FnArgs) -> None:
         training = hparams.with_hyperparameters(training, fn_args.hyperparameters.get('values'))
     logging.info('Training with %s', training)
     train_and_export(fn_args.train_files, fn_args.eval_files, fn_args.transform_graph_path, fn_args.serving_model_dir,
-                     fn_args.model_run_dir, training, fn_args.base_model if training.warm_start else None)
+                     fn_args.model_run_dir, training, fn_args.base_model if training.warm_start else None,
+                     classes.from_custom_config(fn_args.custom_config)[0])

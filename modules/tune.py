@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
-from modules import hparams, train
+from modules import classes, hparams, train
 from modules.hparams import TrainingConfig
 
 TUNING_KEY = 'tuning'
@@ -43,7 +43,8 @@ class PetsegTuner(kt.Tuner):
     """Random search whose trials train with the Trainer's code for `training.epochs` each."""
 
     def __init__(self, training: TrainingConfig, train_files: List[str], eval_files: List[str],
-                 transform_output: str, max_trials: int, **kwargs):
+                 transform_output: str, max_trials: int,
+                 description: classes.ClassDescription = classes.OXFORD_IIIT_PET, **kwargs):
         oracle = kt.oracles.RandomSearchOracle(
             objective=kt.Objective(OBJECTIVE, direction='max'), max_trials=max_trials, seed=training.seed,
             hyperparameters=search_space(), tune_new_entries=False)
@@ -51,11 +52,13 @@ class PetsegTuner(kt.Tuner):
         self._training = training
         self._train_files, self._eval_files = train_files, eval_files
         self._transform_output = tft.TFTransformOutput(transform_output)
+        self._description = description
 
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         training = hparams.with_hyperparameters(self._training, trial.hyperparameters.values)
         logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: %s', trial.trial_id, trial.hyperparameters.values)
-        model = train.build_model(training)
+        model = train.build_model(training, description=self._description,
+                                  image_size=train.transformed_image_size(self._transform_output))
         train_dataset, validation = train.datasets(training, self._train_files, self._eval_files,
                                                    self._transform_output, training.batch_size)
         history = model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
@@ -101,5 +104,6 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     tuning = (fn_args.custom_config or {}).get(TUNING_KEY) or {}
     tuner = PetsegTuner(trial_training(fn_args.custom_config), fn_args.train_files, fn_args.eval_files,
                         fn_args.transform_graph_path, max_trials=int(tuning.get('max_trials', 4)),
+                        description=classes.from_custom_config(fn_args.custom_config)[0],
                         directory=fn_args.working_dir, project_name='petseg_tuning', overwrite=True)
     return TunerFnResult(tuner=tuner, fit_kwargs={})

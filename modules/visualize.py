@@ -14,40 +14,43 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from modules import keys  # noqa: E402
+from modules import classes  # noqa: E402
 
-CLASS_COLORS = np.array(keys.CLASS_COLORS, dtype=np.uint8)
-
-
-def colorize(mask: np.ndarray) -> np.ndarray:
-    """Class ids [H, W] -> RGB uint8 [H, W, 3] with one colour per class."""
-    return CLASS_COLORS[np.clip(mask, 0, keys.NUM_CLASSES - 1)]
+_OXFORD_COLORS = classes.OXFORD_IIIT_PET.colors
 
 
-def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.45) -> Image.Image:
+def colorize(mask: np.ndarray, colors: Sequence[Sequence[int]] = _OXFORD_COLORS) -> np.ndarray:
+    """Class ids [H, W] -> RGB uint8 [H, W, 3] with one colour per class; black where no class is (ignored)."""
+    palette = np.array(list(colors) + [(0, 0, 0)], dtype=np.uint8)
+    return palette[np.clip(mask, 0, len(colors))]
+
+
+def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.45,
+            colors: Sequence[Sequence[int]] = _OXFORD_COLORS) -> Image.Image:
     """The colourised mask blended over `image` at the image's own size.
 
     Args:
       image: the original picture.
       mask: class ids [h, w], at the image's size (a smaller mask is upsampled with nearest).
       alpha: opacity of the mask.
+      colors: RGB per class.
 
     Returns:
       RGB image of `image.size`.
     """
-    colored = Image.fromarray(colorize(mask)).resize(image.size, Image.NEAREST)
+    colored = Image.fromarray(colorize(mask, colors)).resize(image.size, Image.NEAREST)
     return Image.blend(image.convert('RGB'), colored, alpha)
 
 
-def class_areas(mask: np.ndarray) -> Dict[str, float]:
+def class_areas(mask: np.ndarray, names: Sequence[str] = classes.OXFORD_IIIT_PET.names) -> Dict[str, float]:
     """Fraction of pixels of each class, keyed by class name."""
-    counts = np.bincount(np.asarray(mask).ravel(), minlength=keys.NUM_CLASSES)[:keys.NUM_CLASSES]
-    return {name: float(c) / max(1, counts.sum()) for name, c in zip(keys.CLASS_NAMES, counts)}
+    counts = np.bincount(np.asarray(mask).ravel(), minlength=len(names))[:len(names)]
+    return {name: float(c) / max(1, counts.sum()) for name, c in zip(names, counts)}
 
 
 def prediction_grid(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarray],
                     predicted_masks: Sequence[np.ndarray], path: str, title: Optional[str] = None,
-                    names: Optional[Sequence[str]] = None) -> str:
+                    names: Optional[Sequence[str]] = None, colors: Sequence[Sequence[int]] = _OXFORD_COLORS) -> str:
     """Saves the seed tutorial's display: one row per example, Input / True Mask / Predicted Mask.
 
     Args:
@@ -57,6 +60,7 @@ def prediction_grid(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarra
       path: PNG to write.
       title: optional figure title.
       names: optional file name of each row, shown above its input image.
+      colors: RGB per class.
 
     Returns:
       `path`.
@@ -66,7 +70,7 @@ def prediction_grid(images: Sequence[np.ndarray], true_masks: Sequence[np.ndarra
     for row, panels in enumerate(zip(images, true_masks, predicted_masks)):
         for column, (panel, name) in enumerate(zip(panels, ('Input Image', 'True Mask', 'Predicted Mask'))):
             panel = np.asarray(panel)
-            axes[row][column].imshow(panel if column == 0 else colorize(panel.reshape(panel.shape[:2])))
+            axes[row][column].imshow(panel if column == 0 else colorize(panel.reshape(panel.shape[:2]), colors))
             label = names[row] if names and column == 0 and names[row] else (name if row == 0 else '')
             axes[row][column].set_title(label, fontsize=9 if label != name else None)
             axes[row][column].axis('off')

@@ -4,6 +4,7 @@
 - `smoke`: a few steps on a tiny generated dataset, for tests;
 - `default`: the generated sample dataset, trains on 2 CPU cores in a few minutes;
 - `real`: a few hundred real photographs without pretrained weights (augmentation, schedule, early stopping);
+- `shapes`: generated five-class data in the `folders` layout at 160 px: your own data's path in one command;
 - `tutorial`: the seed tutorial (Oxford-IIIT Pet, batch 64, 20 epochs, buffer 1000, ImageNet encoder);
 - `full`: the tutorial's data and model, then fine-tuning of the encoder as well.
 
@@ -18,13 +19,17 @@ import dataclasses
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from modules import hparams, keys
+from modules import classes as classes_lib, hparams, keys
 from modules.hparams import TrainingConfig
 
 __all__ = ['DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'TfliteConfig',
            'TrainingConfig', 'TuningConfig', 'preset']
 
 ENCODER_WEIGHT_CHOICES = ('imagenet', 'none')
+SOURCE_LAYOUTS = ('auto', 'oxford', 'folders', 'voc')  # components.tfds_example_gen.sources.LAYOUTS
+SAMPLE_LAYOUTS = ('folders', 'voc')
+# MobileNetV2's skips need a multiple of 32; below 96 the deepest features are 3x3 or less.
+IMAGE_SIZES = range(96, 513, 32)
 ANOMALY_ACTIONS = ('fail', 'warn')
 SERVING_VALIDATORS = ('serving_check', 'infra_validator')
 CURATED_SCHEMAS = {'oxford_iiit_pet': os.path.join(os.path.dirname(__file__), 'schemas', 'oxford_iiit_pet.pbtxt')}
@@ -32,11 +37,14 @@ CURATED_SCHEMAS = {'oxford_iiit_pet': os.path.join(os.path.dirname(__file__), 's
 
 @dataclasses.dataclass(frozen=True)
 class SampleData:
-    """A generated dataset in the Oxford-IIIT Pet layout, made by the runner when no data is given."""
+    """A generated dataset, made by the runner when no data is given: Oxford-IIIT Pet look-alikes in its layout
+    (`classes` 0), or `classes` kinds of shapes (the background included) in the `folders` or `voc` layout."""
 
     num_train: int = 240
     num_test: int = 60
     seed: int = 0
+    classes: int = 0
+    layout: str = 'folders'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +59,17 @@ class DataConfig:
     eval_split: str = 'test'
     image_feature: str = keys.IMAGE_KEY
     mask_feature: str = keys.MASK_KEY
+    # The classes: a built-in description (oxford_iiit_pet, voc) or a classes.json path; None: the source's own
+    # classes.json, else VOC's for a VOC export, else Oxford-IIIT Pet's (modules/classes.py).
+    classes: Optional[str] = None
+    # What `classes` resolves to; the runner reads it (`pipeline.data_source.resolve_classes`), not a flag.
+    class_description: Optional[classes_lib.ClassDescription] = None
+    # The model's input side: Transform resizes to it and the U-Net is built for it.
+    image_size: int = classes_lib.DEFAULT_IMAGE_SIZE
+    # How source_dir is laid out: oxford, folders (images/ + masks/), voc, or auto (detected).
+    source_layout: str = 'auto'
+    # The share of a folders source without split lists that becomes the eval split.
+    eval_fraction: float = 0.2
     max_skipped_fraction: float = 0.05
     # What data anomalies (ExampleValidator against the schema) do: 'fail' stops the run before training,
     # 'warn' reports them and trains anyway.
@@ -64,9 +83,26 @@ class DataConfig:
         return self.dataset.partition(':')[0]
 
     @property
+    def description(self) -> classes_lib.ClassDescription:
+        """The classes the pipeline trains on.
+
+        Raises:
+          ValueError: `classes` names a file that was not read yet (`pipeline.data_source.resolve_classes`).
+        """
+        if self.class_description is not None:
+            return self.class_description
+        if self.classes is None:
+            return classes_lib.OXFORD_IIIT_PET
+        if self.classes in classes_lib.BUILT_IN:
+            return classes_lib.BUILT_IN[self.classes]
+        raise ValueError(f'data.classes {self.classes!r} has not been read; runners call '
+                         'pipeline.data_source.resolve_classes(config) before building the pipeline')
+
+    @property
     def schema_path(self) -> Optional[str]:
         """The curated schema for this dataset, or None to infer one with SchemaGen."""
-        return CURATED_SCHEMAS.get(self.dataset_name)
+        own_data = self.source_layout in ('folders', 'voc') or self.description != classes_lib.OXFORD_IIIT_PET
+        return None if own_data else CURATED_SCHEMAS.get(self.dataset_name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +188,17 @@ class PipelineConfig:
         _check(data.anomalies in ANOMALY_ACTIONS,
                f'data.anomalies must be one of {ANOMALY_ACTIONS}, got {data.anomalies!r}')
         _check(0.0 < data.drift_threshold <= 1.0, f'data.drift_threshold must be in (0, 1], got {data.drift_threshold}')
+        _check(data.image_size in IMAGE_SIZES, f'data.image_size must be a multiple of 32 in 96..512, got {data.image_size}')
+        _check(data.source_layout in SOURCE_LAYOUTS,
+               f'data.source_layout must be one of {SOURCE_LAYOUTS}, got {data.source_layout!r}')
+        _check(0.0 < data.eval_fraction < 1.0, f'data.eval_fraction must be in (0, 1), got {data.eval_fraction}')
         if data.sample is not None:
             _check(data.sample.num_train >= 1 and data.sample.num_test >= 1, 'data.sample needs >= 1 train and test image')
             _check(data.dataset_name == 'oxford_iiit_pet', 'data.sample generates Oxford-IIIT Pet data only')
+            _check(data.sample.classes == 0 or 2 <= data.sample.classes <= 9,
+                   f'data.sample.classes must be 0 (pets) or 2..9 kinds of shapes, got {data.sample.classes}')
+            _check(data.sample.layout in SAMPLE_LAYOUTS,
+                   f'data.sample.layout must be one of {SAMPLE_LAYOUTS}, got {data.sample.layout!r}')
         for name in ('epochs', 'batch_size', 'shuffle_buffer'):
             value = getattr(training, name)
             _check(value >= 1, f'training.{name} must be >= 1, got {value}')
@@ -171,9 +215,11 @@ class PipelineConfig:
         weights = training.encoder_weights
         _check(weights in ENCODER_WEIGHT_CHOICES or weights.endswith('.h5'),
                f'training.encoder_weights must be one of {ENCODER_WEIGHT_CHOICES} or a path to a .h5 file, got {weights!r}')
-        if training.class_weights is not None:
-            _check(len(training.class_weights) == keys.NUM_CLASSES and all(w > 0 for w in training.class_weights),
-                   f'training.class_weights needs {keys.NUM_CLASSES} positive values, got {training.class_weights}')
+        if training.class_weights is not None and (data.class_description or data.classes in (None, *classes_lib.BUILT_IN)):
+            names = data.description.names
+            _check(len(training.class_weights) == len(names) and all(w > 0 for w in training.class_weights),
+                   f'training.class_weights needs {len(names)} positive values ({", ".join(names)}), '
+                   f'got {training.class_weights}')
         for name in ('augment_scale', 'augment_rotation', 'augment_shift', 'augment_color', 'augment_strength'):
             value = getattr(training, name)
             _check(value >= 0, f'training.{name} must be >= 0, got {value}')
@@ -230,9 +276,14 @@ class PipelineConfig:
                    'scored on held-out training examples, never on the eval split the Evaluator blesses on')
         return self
 
+    def to_transform_custom_config(self) -> Dict[str, Any]:
+        """Transform's custom_config: the classes (mask values -> class ids) and the image size."""
+        return classes_lib.to_custom_config(self.data.description, self.data.image_size)
+
     def to_custom_config(self) -> Dict[str, Any]:
         """The Trainer's custom_config: training settings plus what the model must agree with."""
-        return {hparams.CUSTOM_CONFIG_KEY: self.training.to_custom_config(), 'dataset': self.data.dataset}
+        return {hparams.CUSTOM_CONFIG_KEY: self.training.to_custom_config(), 'dataset': self.data.dataset,
+                **self.to_transform_custom_config()}
 
     def to_tuner_custom_config(self) -> Dict[str, Any]:
         """The Tuner's custom_config: the Trainer's plus the search's budget (`modules.tune.TUNING_KEY`)."""
@@ -314,6 +365,15 @@ PRESETS: Dict[str, PipelineConfig] = {
                                 augment_color=0.5, lr_schedule='cosine', warmup_epochs=2, class_weights=(2.0, 1.0, 2.0),
                                 test_time_flip=True),
         evaluation=EvaluationConfig(min_pixel_accuracy=0.75, min_mean_iou=0.5, max_regression=0.01),
+    ),
+    # Your own data in one command: five classes (a background and four kinds of shapes) generated in the folders
+    # layout with its classes.json, trained at 160 px. Its own name, so its models never meet the pets' as baseline.
+    'shapes': PipelineConfig(
+        name='shapes',
+        data=DataConfig(sample=SampleData(num_train=160, num_test=40, classes=5), image_size=160),
+        training=TrainingConfig(epochs=10, batch_size=16, shuffle_buffer=256, batchnorm_momentum=0.9,
+                                lr_schedule='cosine'),
+        evaluation=EvaluationConfig(min_pixel_accuracy=0.7, min_mean_iou=0.4, max_regression=0.01),
     ),
     'tutorial': PipelineConfig(
         training=TrainingConfig(epochs=20, batch_size=64, shuffle_buffer=1000, encoder_weights='imagenet'),

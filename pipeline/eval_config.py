@@ -7,10 +7,11 @@ blessed baseline exists, no more than `max_regression` below the baseline's.
 """
 
 import json
+from typing import Sequence
 
 import tensorflow_model_analysis as tfma
 
-from modules import keys, signatures
+from modules import keys, metrics, signatures
 from pipeline.config import EvaluationConfig
 
 METRICS_MODULE = 'modules.metrics'
@@ -26,24 +27,27 @@ def _threshold(lower_bound: float, max_regression: float) -> tfma.MetricThreshol
                                                      absolute={'value': -max_regression}))
 
 
-def build_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
+def build_eval_config(evaluation: EvaluationConfig, class_names: Sequence[str]) -> tfma.EvalConfig:
     """Builds the EvalConfig.
 
     Args:
       evaluation: thresholds.
+      class_names: the dataset's classes, in class-id order (`iou_<name>` per class).
 
     Returns:
       EvalConfig with pixel accuracy and mean IoU (gated) and per-class IoU, on the overall slice.
     """
-    metrics = [
-        tfma.MetricConfig(class_name=class_name, module=METRICS_MODULE, config=json.dumps({'name': name}),
+    count = len(class_names)
+    configs = [
+        tfma.MetricConfig(class_name=class_name, module=METRICS_MODULE,
+                          config=json.dumps({'name': name, 'num_classes': count}),
                           threshold=_threshold(getattr(evaluation, bound), evaluation.max_regression))
         for name, (class_name, bound) in GATED_METRICS.items()
     ]
-    metrics += [
-        tfma.MetricConfig(class_name='ClassIoU', module=METRICS_MODULE,
-                          config=json.dumps({'target_class': class_id, 'name': f'iou_{name}'}))
-        for class_id, name in enumerate(keys.CLASS_NAMES)
+    configs += [
+        tfma.MetricConfig(class_name='ClassIoU', module=METRICS_MODULE, config=json.dumps(
+            {'target_class': class_id, 'num_classes': count, 'name': metrics.class_iou_name(name)}))
+        for class_id, name in enumerate(class_names)
     ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
@@ -51,5 +55,5 @@ def build_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
             preprocessing_function_names=[signatures.TRANSFORM_FEATURES],
             label_key=keys.transformed_name(keys.MASK_KEY))],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        metrics_specs=[tfma.MetricsSpec(metrics=configs)],
     )

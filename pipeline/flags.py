@@ -17,18 +17,22 @@ import os
 import typing
 from typing import Any, Dict, Optional
 
-from modules import keys
 from pipeline import config as config_lib
 
 # Settings that are not flags: the generated sample is chosen by preset and turned off by any data source.
-_NOT_FLAGS = {'data.sample'}
+NOT_FLAGS = {'data.sample', 'data.class_description'}
 _PATH_FIELDS = ('data.data_dir', 'data.source_dir')
 _HELP = {
     'name': 'pipeline name; outputs go to OUTPUT_DIR/NAME',
     'data.dataset': 'TFDS dataset name[:version], e.g. oxford_iiit_pet:4.*.* (turns generated sample data off)',
     'data.data_dir': 'TFDS data dir holding the prepared dataset (turns generated sample data off)',
-    'data.source_dir': 'Oxford-IIIT Pet images.tar.gz + annotations.tar.gz, or their extracted folders '
-                       '(turns generated sample data off)',
+    'data.source_dir': 'local data: Oxford-IIIT Pet archives or folders, images/ + masks/ (folders layout), or a '
+                       'Pascal VOC export (turns generated sample data off)',
+    'data.classes': "the classes: 'oxford_iiit_pet', 'voc' or a classes.json path (default: the source's "
+                    "classes.json, else VOC's for a VOC export, else Oxford-IIIT Pet's)",
+    'data.image_size': "the model's input side in pixels: 96..512 in steps of 32",
+    'data.source_layout': "how --source_dir is laid out: auto (detected), oxford, folders, voc",
+    'data.eval_fraction': 'the share of a folders source without split lists that becomes the eval split',
     'data.max_skipped_fraction': 'fail when more than this fraction of a split is unusable image/mask pairs',
     'data.anomalies': "'fail': data anomalies stop the run before training; 'warn': report them and train",
     'training.batch_size': 'examples per step per replica',
@@ -39,7 +43,7 @@ _HELP = {
                                 'nine taps, same function and weights (default: under mixed bfloat16)',
     'training.split_skip_logits': 'the logits layer over the last decoder output and the first skip taken apart, not '
                                   'their concatenation; same function and weights (default: on unless subpixel)',
-    'training.class_weights': f'{keys.NUM_CLASSES} per-class loss weights ({", ".join(keys.CLASS_NAMES)})',
+    'training.class_weights': 'per-class loss weights, one per class of the data (Oxford: pet background border)',
     'training.augment_flip': 'flip training images and masks left-right at random (the tutorial\'s augmentation)',
     'training.augment_scale': 'training zoom in [1/(1+s), 1+s] at strength 1 (0: off)',
     'training.augment_rotation': 'training rotation in degrees, +-value at strength 1 (0: off)',
@@ -80,7 +84,7 @@ def _settings():
             if not section and dataclasses.is_dataclass(hints[field.name]):
                 continue
             dotted = f'{section}.{field.name}' if section else field.name
-            if dotted not in _NOT_FLAGS:
+            if dotted not in NOT_FLAGS:
                 yield dotted, field.name, hints[field.name], field.default
 
 

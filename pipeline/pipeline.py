@@ -40,6 +40,9 @@ def create_data_components(config: PipelineConfig) -> List[BaseNode]:
         image_feature=data.image_feature,
         mask_feature=data.mask_feature,
         max_skipped_fraction=data.max_skipped_fraction,
+        classes=data.description.to_json(),
+        source_layout=data.source_layout,
+        eval_fraction=data.eval_fraction,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
     if data.schema_path:
@@ -127,6 +130,7 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
         preprocessing_fn='modules.preprocessing.preprocessing_fn',
+        custom_config=config.to_transform_custom_config(),
     )
     components.append(transform)
     base_model = None
@@ -165,7 +169,7 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=baseline.outputs['model'],
-        eval_config=build_eval_config(config.evaluation),
+        eval_config=build_eval_config(config.evaluation, config.data.description.names),
         example_splits=['eval'],
     )
     serving_validator = create_serving_validator(config.serving, trainer, example_gen, evaluator,

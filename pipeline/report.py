@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
-from modules import keys, paths, signatures, visualize
+from modules import classes, keys, paths, signatures, visualize
 from pipeline import run_summary
 from pipeline.config import PipelineConfig
 
@@ -52,7 +52,8 @@ def draw_predictions(model_dir: str, examples_uri: str, path: str, count: int = 
     logits = model.signatures[signatures.SERVING_TF_EXAMPLE](examples=batch)['logits']
     drawn = visualize.prediction_grid(transformed[keys.transformed_name(keys.IMAGE_KEY)].numpy(),
                                       transformed[keys.transformed_name(keys.MASK_KEY)].numpy(),
-                                      tf.argmax(logits, -1).numpy(), path, names=names)
+                                      tf.argmax(logits, -1).numpy(), path, names=names,
+                                      colors=classes.read_from_model(model_dir)[0].colors)
     return drawn, names
 
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
-from modules import keys, signatures
+from modules import classes, signatures
 from serving.models import ModelRepository
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), 'static')
@@ -253,8 +253,12 @@ class Server:
         return web.FileResponse(os.path.join(STATIC_DIR, 'index.html'))
 
     async def info(self, request: web.Request) -> web.Response:
-        return web.json_response({'model': self.model_name, 'versions': self.repository.versions(),
-                                  'classes': list(keys.CLASS_NAMES), 'colors': [list(c) for c in keys.CLASS_COLORS],
+        """The page's facts: versions, and the classes (names, colours) the newest version carries."""
+        versions = self.repository.versions()
+        description, image_size = classes.read_from_model(os.path.join(self.repository.root, str(versions[-1]))) \
+            if versions else (classes.OXFORD_IIIT_PET, classes.DEFAULT_IMAGE_SIZE)
+        return web.json_response({'model': self.model_name, 'versions': versions, 'classes': list(description.names),
+                                  'colors': [list(c) for c in description.colors], 'image_size': image_size,
                                   'padding_class': signatures.PADDING_CLASS})
 
 

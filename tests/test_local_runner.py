@@ -6,7 +6,7 @@ import os
 import pytest
 
 import local_runner
-from pipeline import config as config_lib
+from pipeline import config as config_lib, flags
 
 
 def _config(*argv):
@@ -28,13 +28,17 @@ def test_remote_paths_and_flags_pass_through():
 
 
 def test_every_setting_of_the_config_is_a_flag():
-    sections = {'data': config_lib.DataConfig, 'training': config_lib.TrainingConfig,
-                'evaluation': config_lib.EvaluationConfig, 'serving': config_lib.ServingConfig}
     parser_dests = {action.dest for action in local_runner.build_parser()._actions}
-    for section, cls in sections.items():
-        for field in dataclasses.fields(cls):
-            if field.name != 'sample':
-                assert f'{section}.{field.name}' in parser_dests, f'--{field.name} is missing'
+    settings = set()
+    for section in dataclasses.fields(config_lib.PipelineConfig):
+        if dataclasses.is_dataclass(section.default):
+            settings |= {f'{section.name}.{field.name}' for field in dataclasses.fields(section.default)}
+        else:
+            settings.add(section.name)
+    assert {'tuning.max_trials', 'tflite.int8_tolerance', 'data.image_size', 'name'} <= settings
+    assert flags.NOT_FLAGS <= settings, 'a setting kept from the flags must exist'
+    missing = sorted(settings - flags.NOT_FLAGS - parser_dests)
+    assert not missing, f'settings without a flag: {missing}'
 
 
 @pytest.mark.parametrize('argv, expected', [

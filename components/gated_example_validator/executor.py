@@ -6,7 +6,7 @@ raises `DataAnomaliesError` listing every anomaly (split, feature, what broke wh
 stops before Transform's output is trained on. Without it the anomalies are logged as warnings.
 
 Given the statistics of the previous data version (`previous_statistics`), it also compares each split's
-per-example image features (`keys.DRIFT_FEATURES`) with them, TFDV's Jensen-Shannon drift comparator at
+per-example image features (`keys.is_drift_feature`) with them, TFDV's Jensen-Shannon drift comparator at
 `drift_threshold`, and records what drifted on the anomalies artifact (`drift` custom property). Drift is
 reported, not a gate: new data is expected to differ somewhat.
 """
@@ -55,7 +55,8 @@ def read_anomalies(anomalies_uri: str) -> Dict[str, List[str]]:
 
 def drift_between(current: types.Artifact, previous: types.Artifact, schema: schema_pb2.Schema,
                   threshold: float) -> Dict[str, List[str]]:
-    """split -> 'feature: drift description' where a DRIFT_FEATURES distribution moved past `threshold`.
+    """split -> 'feature: drift description' where a per-example image feature's (`keys.is_drift_feature`)
+    distribution moved past `threshold`.
 
     Args:
       current: this run's ExampleStatistics.
@@ -71,7 +72,7 @@ def drift_between(current: types.Artifact, previous: types.Artifact, schema: sch
     previous_splits = set(artifact_utils.decode_split_names(previous.split_names))
     schema = schema_pb2.Schema.FromString(schema.SerializeToString())
     for feature in schema.feature:
-        if feature.name in keys.DRIFT_FEATURES:
+        if keys.is_drift_feature(feature.name):
             feature.drift_comparator.jensen_shannon_divergence.threshold = threshold
     drift = {}
     for split, stats in current_stats.items():

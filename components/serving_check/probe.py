@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components.serving_check import requests  # noqa: E402
-from modules import keys, paths, signatures  # noqa: E402
+from modules import classes, keys, paths, signatures  # noqa: E402
 
 FULL_SIZES = ((500, 375), (375, 500), (37, 300), (1, 1), (1024, 96))
 _BATCH = 16
@@ -41,10 +41,10 @@ class Report:
         self._file.flush()
 
 
-def check_signatures(model) -> Dict[str, List[str]]:
-    """Signature -> problems (empty when it matches `signatures.EXPECTED_SIGNATURES`)."""
+def check_signatures(model, image_size: int, num_classes: int) -> Dict[str, List[str]]:
+    """Signature -> problems (empty when it matches `signatures.expected_signatures`)."""
     problems = {}
-    for name, (inputs, outputs) in signatures.EXPECTED_SIGNATURES.items():
+    for name, (inputs, outputs) in signatures.expected_signatures(image_size, num_classes).items():
         found = []
         if name not in model.signatures:
             problems[name] = ['missing']
@@ -64,15 +64,15 @@ def check_signatures(model) -> Dict[str, List[str]]:
     return problems
 
 
-def mask_problem(outputs: Dict[str, tf.Tensor], count: int) -> Optional[str]:
-    """What is wrong with a `serving_default` answer for `count` images, or None."""
+def mask_problem(outputs: Dict[str, tf.Tensor], count: int, image_size: int, num_classes: int) -> Optional[str]:
+    """What is wrong with a `serving_default` answer for `count` images of a model of this size and classes."""
     mask, probabilities = outputs.get('mask'), outputs.get('probabilities')
     if mask is None or probabilities is None:
         return f'outputs {sorted(outputs)} lack mask/probabilities'
-    if tuple(mask.shape) != (count, keys.IMAGE_SIZE, keys.IMAGE_SIZE) or mask.dtype != tf.uint8:
-        return f'mask is {mask.dtype.name} {tuple(mask.shape)}, expected uint8 {(count, keys.IMAGE_SIZE, keys.IMAGE_SIZE)}'
+    if tuple(mask.shape) != (count, image_size, image_size) or mask.dtype != tf.uint8:
+        return f'mask is {mask.dtype.name} {tuple(mask.shape)}, expected uint8 {(count, image_size, image_size)}'
     values = set(np.unique(mask.numpy()).tolist())
-    if not values <= set(range(keys.NUM_CLASSES)):
+    if not values <= set(range(num_classes)):
         return f'mask holds values {sorted(values)} outside the classes'
     probabilities = probabilities.numpy()
     if not np.isfinite(probabilities).all() or np.abs(probabilities.sum(-1) - 1).max() > 1e-3:
@@ -82,7 +82,7 @@ def mask_problem(outputs: Dict[str, tf.Tensor], count: int) -> Optional[str]:
     return None
 
 
-def check_eval_split(model, examples_dir: str, max_examples: int, report: Report) -> None:
+def check_eval_split(model, shape: tuple, examples_dir: str, max_examples: int, report: Report) -> None:
     records = paths.read_gzip_records(examples_dir, limit=max_examples)
     serve = model.signatures[signatures.SERVING_DEFAULT]
     correct = agree_correct = total = 0
@@ -93,27 +93,28 @@ def check_eval_split(model, examples_dir: str, max_examples: int, report: Report
         labels = model.signatures[signatures.TRANSFORM_FEATURES](examples=batch)[keys.transformed_name(keys.MASK_KEY)]
         labels = labels.numpy()[..., 0]
         outputs = serve(image_bytes=parsed[keys.IMAGE_KEY])
-        problem = mask_problem(outputs, len(labels))
+        problem = mask_problem(outputs, len(labels), *shape)
         if problem:
             invalid.append(f'examples {start}-{start + len(labels) - 1}: {problem}')
             continue
         evaluator_view = np.argmax(model.signatures[signatures.SERVING_TF_EXAMPLE](examples=batch)['logits'], -1)
-        correct += int((outputs['mask'].numpy() == labels).sum())
-        agree_correct += int((evaluator_view == labels).sum())
-        total += labels.size
+        counted = labels < shape[1]  # ignored pixels count nowhere, as in the Evaluator's metrics
+        correct += int(((outputs['mask'].numpy() == labels) & counted).sum())
+        agree_correct += int(((evaluator_view == labels) & counted).sum())
+        total += int(counted.sum())
     report.write('eval_split', examples=len(records), invalid=invalid,
                  pixel_accuracy=correct / total if total else None,
                  serving_tf_example_pixel_accuracy=agree_correct / total if total else None)
 
 
-def check_bad_requests(model, report: Report) -> None:
+def check_bad_requests(model, shape: tuple, report: Report) -> None:
     serve = model.signatures[signatures.SERVING_DEFAULT]
     for case in requests.bad_requests():
         report.write('bad_request_started', name=case.name)
         start = time.perf_counter()
         try:
             outputs = serve(image_bytes=tf.constant(case.images))
-            problem = mask_problem(outputs, len(case.images))
+            problem = mask_problem(outputs, len(case.images), *shape)
             outcome, detail = ('garbage', problem) if problem else (requests.MASK, '')
         except tf.errors.InvalidArgumentError as e:
             outcome, detail = requests.ERROR, signatures.error_reason(e)
@@ -123,7 +124,7 @@ def check_bad_requests(model, report: Report) -> None:
                      seconds=time.perf_counter() - start)
 
 
-def check_full_size(model, report: Report) -> None:
+def check_full_size(model, num_classes: int, report: Report) -> None:
     serve = model.signatures[signatures.SERVING_FULL_SIZE]
     images = [requests.typical_jpeg(width, height, seed=index) for index, (width, height) in enumerate(FULL_SIZES)]
     outputs = serve(image_bytes=tf.constant(images))
@@ -132,7 +133,7 @@ def check_full_size(model, report: Report) -> None:
     mask = outputs['mask'].numpy()
     for index, (width, height) in enumerate(FULL_SIZES):
         inside = set(np.unique(mask[index, :height, :width]).tolist())
-        if not inside <= set(range(keys.NUM_CLASSES)):
+        if not inside <= set(range(num_classes)):
             problems.append(f'{width}x{height}: mask values {sorted(inside)}')
     report.write('full_size', sizes=[list(size) for size in FULL_SIZES], problems=problems)
 
@@ -163,16 +164,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     start = time.perf_counter()
     model = tf.saved_model.load(args.model)
     report.write('loaded', seconds=time.perf_counter() - start)
-    problems = check_signatures(model)
+    description, image_size = classes.read_from_model(args.model)
+    shape = (image_size, description.num_classes)
+    problems = check_signatures(model, *shape)
     report.write('signatures', problems=problems)
     if any(problems.get(name) for name in (signatures.SERVING_DEFAULT, signatures.TRANSFORM_FEATURES,
                                            signatures.SERVING_TF_EXAMPLE)):
         report.write('done')
         return  # nothing else can be asked of it
-    check_eval_split(model, args.examples, args.max_examples, report)
-    check_bad_requests(model, report)
+    check_eval_split(model, shape, args.examples, args.max_examples, report)
+    check_bad_requests(model, shape, report)
     if not problems.get(signatures.SERVING_FULL_SIZE):
-        check_full_size(model, report)
+        check_full_size(model, description.num_classes, report)
     check_latency(model, args.latency_calls, report)
     report.write('done')
 

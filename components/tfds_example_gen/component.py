@@ -37,6 +37,9 @@ class TfdsExampleGenSpec(component_spec.ComponentSpec):
         executor.IMAGE_FEATURE_KEY: component_spec.ExecutionParameter(type=str),
         executor.MASK_FEATURE_KEY: component_spec.ExecutionParameter(type=str),
         executor.MAX_SKIPPED_FRACTION_KEY: component_spec.ExecutionParameter(type=float),
+        executor.CLASSES_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+        executor.SOURCE_LAYOUT_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+        executor.EVAL_FRACTION_KEY: component_spec.ExecutionParameter(type=float, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {standard_component_specs.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples)}
@@ -57,17 +60,25 @@ class TfdsExampleGen(base_beam_component.BaseBeamComponent):
                  source_dir: Optional[str] = None,
                  image_feature: str = keys.IMAGE_KEY,
                  mask_feature: str = keys.MASK_KEY,
-                 max_skipped_fraction: float = 0.05):
+                 max_skipped_fraction: float = 0.05,
+                 classes: Optional[str] = None,
+                 source_layout: str = 'auto',
+                 eval_fraction: float = 0.2):
         """Configures the component.
 
         Args:
           dataset: TFDS name with optional version spec, e.g. `oxford_iiit_pet:4.*.*`.
           splits: TFX split name -> TFDS split or slice; default train->train, eval->test.
           data_dir: TFDS data dir holding the prepared dataset (or to download into).
-          source_dir: local Oxford-IIIT Pet archives or extracted folders, prepared offline.
+          source_dir: local data prepared offline: Oxford-IIIT Pet archives or folders, an images/ + masks/
+            folder, or a Pascal VOC export (`sources.source_layout`).
           image_feature: the dataset's image feature name.
           mask_feature: the dataset's segmentation mask feature name.
           max_skipped_fraction: fail when more than this fraction of a split is unusable.
+          classes: the dataset's class description as JSON (`modules.classes.ClassDescription.to_json`);
+            None: Oxford-IIIT Pet's trimap classes.
+          source_layout: how `source_dir` is laid out: 'oxford', 'folders', 'voc' or 'auto' (detected).
+          eval_fraction: the share of a split-less `folders` source that becomes the eval split.
         """
         splits = dict(splits or DEFAULT_SPLITS)
         input_config = example_gen_pb2.Input(splits=[
@@ -83,6 +94,9 @@ class TfdsExampleGen(base_beam_component.BaseBeamComponent):
             image_feature=image_feature,
             mask_feature=mask_feature,
             max_skipped_fraction=max_skipped_fraction,
+            classes=classes,
+            source_layout=source_layout,
+            eval_fraction=eval_fraction,
             examples=types.Channel(type=standard_artifacts.Examples),
         )
         super().__init__(spec=spec)

@@ -4,9 +4,9 @@ TFX's `BaseExampleGenExecutor` does the split bookkeeping and writes gzipped TFR
 adds what is TFDS-specific: preparing the source (`sources.prepare_builder`), reading a split or a
 TFDS slice such as `train[:90%]` with `tfds.beam.ReadFromTFDS`, checking every image/mask pair,
 renaming the dataset's image and mask features to the canonical keys, and recording on the output
-artifact the dataset, its version and the example counts. A corrupt pair is logged by file name,
-counted and skipped (the artifact records each by split, name and reason); too many of them fail the run
-with the counts.
+artifact the dataset, its version, its classes (`modules.classes`) and the example counts. A corrupt pair, or a
+mask with values the class description does not know, is logged by file name, counted and skipped (the
+artifact records each by split, name and reason); too many of them fail the run with the counts.
 """
 
 import io
@@ -27,7 +27,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.tfds_example_gen import sources
-from modules import keys
+from modules import classes, keys
 
 DATASET_KEY = 'dataset'
 DATA_DIR_KEY = 'data_dir'
@@ -35,6 +35,9 @@ SOURCE_DIR_KEY = 'source_dir'
 IMAGE_FEATURE_KEY = 'image_feature'
 MASK_FEATURE_KEY = 'mask_feature'
 MAX_SKIPPED_FRACTION_KEY = 'max_skipped_fraction'
+CLASSES_KEY = 'classes'
+SOURCE_LAYOUT_KEY = 'source_layout'
+EVAL_FRACTION_KEY = 'eval_fraction'
 
 # The base executor hands `exec_properties` to the per-split PTransform; the prepared builder
 # travels the same way (the base class passes `_beam_pipeline_args` like this too).
@@ -45,16 +48,19 @@ _IMAGE_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP')  # what tf.io.decode_image reads 
 _MASK_MODES = ('L', 'P', '1', 'I', 'I;16')
 
 
-def inspect_image_and_mask(image: bytes, mask: bytes) -> Tuple[Optional[str], Dict[str, Any]]:
+def inspect_image_and_mask(image: bytes, mask: bytes,
+                           description: classes.ClassDescription = classes.OXFORD_IIIT_PET
+                           ) -> Tuple[Optional[str], Dict[str, Any]]:
     """Says what is wrong with an encoded image/mask pair, and measures it when nothing is.
 
     Args:
       image: encoded image bytes.
       mask: encoded single-channel mask bytes.
+      description: the dataset's classes: which mask values exist, which class every mask must show.
 
     Returns:
       (a short reason such as 'image is truncated', {}) or (None, the pair's numeric features: image
-      height, width and channels, and the fraction of each trimap class).
+      height, width and channels, and the fraction of each class, `description.fraction_keys`).
     """
     decoded = {}
     for role, data in (('image', image), ('mask', mask)):
@@ -77,20 +83,31 @@ def inspect_image_and_mask(image: bytes, mask: bytes) -> Tuple[Optional[str], Di
     if decoded['image'][2] != decoded['mask'][2]:
         return f'mask size {decoded["mask"][2]} differs from image size {decoded["image"][2]}', {}
     width, height = decoded['image'][2]
-    trimap = decoded['mask'][4]
+    values = decoded['mask'][4]
+    present = np.unique(values)
+    unknown = sorted(set(present.tolist()) - description.known_values())
+    if unknown:
+        return (f'mask values {unknown[:10]} are not in the class description (known: '
+                f'{sorted(description.known_values())[:20]})'), {}
+    class_ids = description.lookup_table()[values]
     features = {keys.IMAGE_HEIGHT_KEY: height, keys.IMAGE_WIDTH_KEY: width, keys.IMAGE_CHANNELS_KEY: decoded['image'][3]}
-    for class_id, key in enumerate(keys.CLASS_FRACTION_KEYS):
-        features[key] = float(np.mean(trimap == class_id + keys.TRIMAP_OFFSET))
-    if features[keys.CLASS_FRACTION_KEYS[0]] == 0.0:
-        # Every Oxford-IIIT Pet image shows a pet; a trimap without one (the archive's Abyssinian_34) is a
-        # broken annotation that would teach the model to call a whole cat background.
-        return 'mask marks no pet pixel (a broken annotation)', {}
+    for class_id, key in enumerate(description.fraction_keys):
+        features[key] = float(np.mean(class_ids == class_id))
+    if description.required is not None:
+        required = description.names.index(description.required)
+        if features[description.fraction_keys[required]] == 0.0:
+            # Every Oxford-IIIT Pet image shows a pet; a trimap without one (the archive's Abyssinian_34) is a
+            # broken annotation that would teach the model to call a whole cat background.
+            return f'mask marks no {description.required} pixel (a broken annotation)', {}
+    if not np.any(class_ids != classes.IGNORE_LABEL):
+        return 'mask marks every pixel ignored', {}
     return None, features
 
 
-def check_image_and_mask(image: bytes, mask: bytes) -> Optional[str]:
+def check_image_and_mask(image: bytes, mask: bytes,
+                         description: classes.ClassDescription = classes.OXFORD_IIIT_PET) -> Optional[str]:
     """Says what is wrong with an encoded image/mask pair, or None when it can be trained on."""
-    return inspect_image_and_mask(image, mask)[0]
+    return inspect_image_and_mask(image, mask, description)[0]
 
 
 def _to_feature(value: Any) -> Optional[tf.train.Feature]:
@@ -136,7 +153,9 @@ def to_example(record: Mapping[str, Any], image_feature: str, mask_feature: str)
 class _CheckAndConvert(beam.DoFn):
     """Skips (and counts) unusable image/mask pairs and converts the rest to tf.Examples."""
 
-    def __init__(self, image_feature: str, mask_feature: str, split_pattern: str):
+    def __init__(self, image_feature: str, mask_feature: str, split_pattern: str,
+                 description: classes.ClassDescription):
+        self._description = description
         self._image_feature = image_feature
         self._mask_feature = mask_feature
         self._split_pattern = split_pattern
@@ -149,7 +168,8 @@ class _CheckAndConvert(beam.DoFn):
 
     def process(self, record: Dict[str, Any]) -> Iterator[tf.train.Example]:
         record = tf.nest.map_structure(lambda value: value.numpy(), record)  # ReadFromTFDS yields eager tensors
-        problem, measured = inspect_image_and_mask(record[self._image_feature], record[self._mask_feature])
+        problem, measured = inspect_image_and_mask(record[self._image_feature], record[self._mask_feature],
+                                                   self._description)
         if problem:
             name = record.get(keys.FILE_NAME_KEY, b'<unnamed>')
             name = name.decode() if isinstance(name, bytes) else str(name)
@@ -165,7 +185,8 @@ class _CheckAndConvert(beam.DoFn):
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
 def ReadTfdsExamples(pipeline: beam.Pipeline, builder: tfds.core.DatasetBuilder, split: str,  # pylint: disable=invalid-name
-                     image_feature: str, mask_feature: str) -> beam.pvalue.PCollection:
+                     image_feature: str, mask_feature: str,
+                     description: classes.ClassDescription = classes.OXFORD_IIIT_PET) -> beam.pvalue.PCollection:
     """Reads a TFDS split or slice as tf.Examples, skipping unusable image/mask pairs.
 
     Args:
@@ -174,6 +195,7 @@ def ReadTfdsExamples(pipeline: beam.Pipeline, builder: tfds.core.DatasetBuilder,
       split: TFDS split or slice, e.g. `train[:90%]`.
       image_feature: the dataset's image feature, written as `keys.IMAGE_KEY`.
       mask_feature: the dataset's mask feature, written as `keys.MASK_KEY`.
+      description: the dataset's classes.
 
     Returns:
       PCollection of tf.train.Example.
@@ -182,7 +204,7 @@ def ReadTfdsExamples(pipeline: beam.Pipeline, builder: tfds.core.DatasetBuilder,
                     if isinstance(feature, tfds.features.Image)}
     return (pipeline
             | 'ReadFromTFDS' >> tfds.beam.ReadFromTFDS(builder, split, decoders=keep_encoded)
-            | 'CheckAndConvert' >> beam.ParDo(_CheckAndConvert(image_feature, mask_feature, split)))
+            | 'CheckAndConvert' >> beam.ParDo(_CheckAndConvert(image_feature, mask_feature, split, description)))
 
 
 @beam.ptransform_fn
@@ -191,7 +213,13 @@ def ReadTfdsExamples(pipeline: beam.Pipeline, builder: tfds.core.DatasetBuilder,
 def _ExecPropertiesToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  # pylint: disable=invalid-name
                              split_pattern: str) -> beam.pvalue.PCollection:
     return pipeline | ReadTfdsExamples(exec_properties[_BUILDER_KEY], split_pattern,
-                                       exec_properties[IMAGE_FEATURE_KEY], exec_properties[MASK_FEATURE_KEY])
+                                       exec_properties[IMAGE_FEATURE_KEY], exec_properties[MASK_FEATURE_KEY],
+                                       _description(exec_properties))
+
+
+def _description(exec_properties: Dict[str, Any]) -> classes.ClassDescription:
+    text = exec_properties.get(CLASSES_KEY)
+    return classes.ClassDescription.from_json(text) if text else classes.OXFORD_IIIT_PET
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -213,7 +241,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         with tempfile.TemporaryDirectory(prefix='tfds_example_gen_') as work_dir:
             prepared = sources.prepare_builder(
                 exec_properties[DATASET_KEY], exec_properties.get(DATA_DIR_KEY) or None,
-                exec_properties.get(SOURCE_DIR_KEY) or None, work_dir)
+                exec_properties.get(SOURCE_DIR_KEY) or None, work_dir,
+                layout=exec_properties.get(SOURCE_LAYOUT_KEY) or sources.AUTO,
+                eval_fraction=float(exec_properties.get(EVAL_FRACTION_KEY) or sources.DEFAULT_EVAL_FRACTION))
             builder = prepared.builder
             sources.check_features(builder, exec_properties[IMAGE_FEATURE_KEY], exec_properties[MASK_FEATURE_KEY])
             _check_splits(builder, [split.pattern for split in input_config.splits])
@@ -221,6 +251,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         written, skipped, skipped_examples = self._split_counts(input_config)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         _record_on_artifact(examples, builder, written, skipped, prepared, skipped_examples)
+        examples.set_string_custom_property(CLASSES_KEY, _description(exec_properties).to_json())
         _check_skipped_fraction(written, skipped, float(exec_properties[MAX_SKIPPED_FRACTION_KEY]))
 
     def _split_counts(self, input_config: example_gen_pb2.Input):

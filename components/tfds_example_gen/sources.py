@@ -1,11 +1,20 @@
-"""Where TfdsExampleGen's data comes from: a prepared TFDS dataset, local Oxford-IIIT Pet files, or a download.
+"""Where TfdsExampleGen's data comes from: a prepared TFDS dataset, local files, or a download.
 
-Three offline sources and one online one resolve to a prepared `tfds.core.DatasetBuilder`:
-- `source_dir` with `images.tar.gz` + `annotations.tar.gz` (the original archives, or the generated
-  sample archives): prepared by `LocalOxfordIIITPet` without network;
-- `source_dir` with extracted `images/` + `annotations/` folders: the same builder;
+Offline sources and one online one resolve to a prepared `tfds.core.DatasetBuilder`:
+- `source_dir` in the Oxford-IIIT Pet layout (`oxford`): `images.tar.gz` + `annotations.tar.gz` (the original
+  archives, or the generated sample archives) or their extracted `images/` + `annotations/` folders, prepared by
+  `LocalOxfordIIITPet` without network;
+- `source_dir` in the `folders` layout: `images/<stem>.<jpg|png>` + `masks/<stem>.png` (single-channel class
+  values or a palette PNG), split by `splits/train.txt` + `splits/eval.txt` (one stem a line) or, without them,
+  by a deterministic hash of each stem (`eval_fraction` of them to eval);
+- `source_dir` in the Pascal VOC layout (`voc`): `JPEGImages/`, `SegmentationClass/` (palette PNGs),
+  `ImageSets/Segmentation/{train,val}.txt`;
 - `data_dir` that already holds the prepared dataset: read as is;
 - otherwise TFDS downloads and prepares as usual (needs network).
+
+The `folders` and `voc` layouts are prepared by `LocalSegmentationFolders` into the TFDS splits `train` and
+`test` (the eval list), with the same skip-and-count of unusable files and normalisation of odd image files
+as Oxford's; their mask values are checked against the class description by ExampleGen.
 
 The builder subclass must live in an importable module: TFDS resolves builders by module, and one
 defined in `__main__` cannot be found again when the prepared data is read.
@@ -26,6 +35,10 @@ from tensorflow_datasets.datasets.oxford_iiit_pet import oxford_iiit_pet_dataset
 
 OXFORD_PET_NAME = 'oxford_iiit_pet'
 ARCHIVES = {'images': 'images.tar.gz', 'annotations': 'annotations.tar.gz'}
+AUTO, OXFORD, FOLDERS, VOC = 'auto', 'oxford', 'folders', 'voc'
+LAYOUTS = (AUTO, OXFORD, FOLDERS, VOC)
+DEFAULT_EVAL_FRACTION = 0.2
+_EVAL_LISTS = ('eval.txt', 'val.txt', 'test.txt')
 
 
 class DataSourceError(ValueError):
@@ -65,7 +78,29 @@ def source_layout(source_dir: str) -> str:
     found = ', '.join(sorted(entries)) or 'nothing'
     raise DataSourceError(
         f'Data source directory {source_dir!r} holds {found}; expected images.tar.gz + '
-        f'annotations.tar.gz or the folders images/ and annotations/ of Oxford-IIIT Pet.')
+        f'annotations.tar.gz or the folders images/ and annotations/ of Oxford-IIIT Pet, images/ + masks/ '
+        f'(the folders layout) or JPEGImages/ + SegmentationClass/ (Pascal VOC).')
+
+
+def detect_layout(source_dir: str, layout: str = AUTO) -> str:
+    """The layout of `source_dir` (`oxford`, `folders` or `voc`), checked; `layout` names it or is `auto`.
+
+    Raises:
+      DataSourceError: the directory is missing, holds no known layout, or not the one named.
+    """
+    if layout not in LAYOUTS:
+        raise DataSourceError(f'Unknown source layout {layout!r}; choose one of {LAYOUTS}')
+    if tf.io.gfile.isdir(source_dir):
+        entries = {e.rstrip('/') for e in tf.io.gfile.listdir(source_dir)}
+        found = (VOC if {'JPEGImages', 'SegmentationClass'} <= entries else
+                 FOLDERS if {'images', 'masks'} <= entries else None)
+        if found and layout in (AUTO, found):
+            return found
+    if layout in (FOLDERS, VOC):
+        wanted = 'images/ and masks/' if layout == FOLDERS else 'JPEGImages/ and SegmentationClass/'
+        raise DataSourceError(f'Data source directory {source_dir!r} is not in the {layout} layout: it needs {wanted}.')
+    source_layout(source_dir)
+    return OXFORD
 
 
 class _LocalFiles:
@@ -126,7 +161,7 @@ class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
                     self.normalized.append((image, note))
                     logging.warning('%s: %s.', image, note)
                 with tf.io.gfile.GFile(trimap, 'rb') as f:
-                    mask, problem = read_trimap(f.read())
+                    mask, problem = read_mask(f.read())
                 if problem:
                     self.skipped.append((trimap, problem))
                     logging.warning('Skipping %s: %s.', name, problem)
@@ -145,10 +180,114 @@ class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
                 }
 
 
+class LocalSegmentationFolders(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A folder of images and masks (`folders`) or a Pascal VOC export (`voc`) as a TFDS dataset, offline.
+
+    Splits `train` and `test` (the eval list). Listed images without a mask (or masks without an image) are
+    skipped and kept in `self.skipped` as (file, 'missing file'); masks that are not single-channel or palette
+    images are skipped with the reason; images of other kinds than RGB JPEG/PNG are converted (`self.normalized`).
+    """
+
+    name = 'segmentation_folders'
+    VERSION = tfds.core.Version('1.0.0')
+
+    def __init__(self, *, source_dir: str, layout: str, eval_fraction: float = DEFAULT_EVAL_FRACTION, **kwargs):
+        self._source_dir = source_dir
+        self._layout = layout
+        self._eval_fraction = eval_fraction
+        self.skipped: List[Tuple[str, str]] = []
+        self.normalized: List[Tuple[str, str]] = []
+        super().__init__(**kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(),
+            'segmentation_mask': tfds.features.Image(shape=(None, None, 1)),
+            'file_name': tfds.features.Text(),
+        }))
+
+    def _folders(self) -> Tuple[str, str, str]:
+        if self._layout == VOC:
+            return ('JPEGImages', 'SegmentationClass', os.path.join('ImageSets', 'Segmentation'))
+        return 'images', 'masks', 'splits'
+
+    def _split_generators(self, dl_manager):
+        return {split: self._generate_examples(stems) for split, stems in split_stems(
+            self._source_dir, self._layout, self._eval_fraction).items()}
+
+    def _generate_examples(self, stems):
+        images_dir, masks_dir, _ = (os.path.join(self._source_dir, folder) for folder in self._folders())
+        images = _files_by_stem(images_dir)
+        for stem in stems:
+            image = images.get(stem)
+            mask = os.path.join(masks_dir, stem + '.png')
+            missing = [path for path in (image, mask) if not path or not tf.io.gfile.exists(path)]
+            if missing:
+                absent = missing[0] or os.path.join(images_dir, stem + '.jpg')
+                self.skipped.append((absent, 'missing file'))
+                logging.warning('Skipping %s: %s is missing.', stem, absent)
+                continue
+            with tf.io.gfile.GFile(image, 'rb') as f:
+                image_bytes, note = normalize_image(f.read(), keep=('JPEG', 'PNG'))
+            if note:
+                self.normalized.append((image, note))
+            with tf.io.gfile.GFile(mask, 'rb') as f:
+                mask_value, problem = read_mask(f.read())
+            if problem:
+                self.skipped.append((mask, problem))
+                logging.warning('Skipping %s: %s.', stem, problem)
+                continue
+            yield stem, {'image': io.BytesIO(image_bytes), 'segmentation_mask': mask_value,
+                         'file_name': os.path.basename(image)}
+
+
+_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+
+
+def _files_by_stem(directory: str) -> Dict[str, str]:
+    files = {}
+    for name in sorted(tf.io.gfile.listdir(directory)):
+        stem, extension = os.path.splitext(name)
+        if extension.lower() in _IMAGE_EXTENSIONS:
+            files.setdefault(stem, os.path.join(directory, name))
+    return files
+
+
+def split_stems(source_dir: str, layout: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Dict[str, List[str]]:
+    """{'train': stems, 'test': stems} of a `folders` or `voc` source: from its split lists, else (folders only)
+    every image stem, `eval_fraction` of them to 'test' by a hash of the stem (stable as images are added).
+
+    Raises:
+      DataSourceError: a VOC export without its lists, or a split list without the other.
+    """
+    images_dir = os.path.join(source_dir, 'JPEGImages' if layout == VOC else 'images')
+    lists_dir = os.path.join(source_dir, *(('ImageSets', 'Segmentation') if layout == VOC else ('splits',)))
+    train_list = os.path.join(lists_dir, 'train.txt')
+    eval_lists = [os.path.join(lists_dir, name) for name in _EVAL_LISTS]
+    eval_list = next((path for path in eval_lists if tf.io.gfile.exists(path)), None)
+    if tf.io.gfile.exists(train_list) or eval_list or layout == VOC:
+        if not (tf.io.gfile.exists(train_list) and eval_list):
+            raise DataSourceError(f'{lists_dir!r} needs train.txt and one of {", ".join(_EVAL_LISTS)} (one image '
+                                  f'name without extension a line)' + ('' if layout == VOC else
+                                                                       ', or no split lists at all'))
+        return {'train': _read_list(train_list), 'test': _read_list(eval_list)}
+    stems = sorted(_files_by_stem(images_dir))
+    if not stems:
+        raise DataSourceError(f'{images_dir!r} holds no images ({", ".join(_IMAGE_EXTENSIONS)}).')
+    held = {stem for stem in stems
+            if int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < eval_fraction}
+    return {'train': [s for s in stems if s not in held], 'test': [s for s in stems if s in held]}
+
+
+def _read_list(path: str) -> List[str]:
+    with tf.io.gfile.GFile(path) as f:
+        return [line.split()[0] for line in f if line.strip() and not line.startswith('#')]
+
+
 _SINGLE_CHANNEL_MODES = ('L', 'P', '1', 'I', 'I;16', 'I;16B', 'I;16L')
 
 
-def normalize_image(data: bytes) -> Tuple[bytes, Optional[str]]:
+def normalize_image(data: bytes, keep: Tuple[str, ...] = ('JPEG',)) -> Tuple[bytes, Optional[str]]:
     """RGB JPEG bytes of an image file of any kind PIL reads, and what was changed (None: nothing).
 
     GIFs give their first frame, alpha is dropped, CMYK/grayscale/palette become RGB, 16-bit is scaled
@@ -156,6 +295,7 @@ def normalize_image(data: bytes) -> Tuple[bytes, Optional[str]]:
 
     Args:
       data: the file's bytes.
+      keep: formats stored as they are when they hold RGB (PNG too for the folder layouts: no re-encoding loss).
 
     Returns:
       (bytes to store, a note such as 'GIF saved as .jpg: first frame, re-encoded as RGB JPEG').
@@ -165,7 +305,7 @@ def normalize_image(data: bytes) -> Tuple[bytes, Optional[str]]:
             picture.seek(0)
             picture.load()
             kind, mode = picture.format, picture.mode
-            if kind == 'JPEG' and mode == 'RGB':
+            if kind in keep and mode == 'RGB':
                 return data, None
             if mode.startswith('I;16') or mode == 'I':
                 array = np.asarray(picture).astype(np.uint32)
@@ -178,14 +318,15 @@ def normalize_image(data: bytes) -> Tuple[bytes, Optional[str]]:
     return buffer.getvalue(), f'{kind} {mode} image re-encoded as RGB JPEG' + (' (first frame)' if kind == 'GIF' else '')
 
 
-def read_trimap(data: bytes) -> Tuple[Any, Optional[str]]:
-    """The trimap as uint8 [H, W, 1] for TFDS, or undecodable bytes as they are; and a reason to skip it.
+def read_mask(data: bytes) -> Tuple[Any, Optional[str]]:
+    """The mask's values (a palette PNG's indices) as uint8 [H, W, 1] for TFDS, or undecodable bytes as they are;
+    and a reason to skip it.
 
     Args:
-      data: the trimap file's bytes.
+      data: the mask file's bytes.
 
     Returns:
-      (value for the segmentation_mask feature, None) or (None, why it cannot be a trimap).
+      (value for the segmentation_mask feature, None) or (None, why it cannot be a mask).
     """
     try:
         with Image.open(io.BytesIO(data)) as picture:
@@ -195,9 +336,9 @@ def read_trimap(data: bytes) -> Tuple[Any, Optional[str]]:
     except Exception:  # a damaged trimap fails its pair in ExampleGen's check, named there
         return io.BytesIO(data), None
     if mode not in _SINGLE_CHANNEL_MODES:
-        return None, f'trimap has mode {mode}, expected a single-channel image'
+        return None, f'mask has mode {mode}, expected a single-channel image or a palette PNG'
     if array.max(initial=0) > 255:
-        return None, f'trimap values up to {array.max()} do not fit the classes 1..3'
+        return None, f'mask values up to {array.max()} do not fit 8 bits (0..255)'
     return array.astype(np.uint8).reshape(size[1], size[0], 1), None
 
 
@@ -218,14 +359,16 @@ class PreparedSource:
 
 
 def prepare_builder(dataset: str, data_dir: Optional[str], source_dir: Optional[str],
-                    work_dir: str) -> PreparedSource:
+                    work_dir: str, layout: str = AUTO, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> PreparedSource:
     """Returns a prepared TFDS builder for the configured source.
 
     Args:
       dataset: TFDS name, optionally with a version spec (`oxford_iiit_pet:4.*.*`).
       data_dir: TFDS data directory to read from (or prepare into when downloading).
-      source_dir: local Oxford-IIIT Pet archives or folders; takes precedence over `data_dir`.
+      source_dir: local files in one of the layouts above; takes precedence over `data_dir`.
       work_dir: scratch directory for preparing `source_dir` (extraction and prepared records).
+      layout: `source_dir`'s layout, or `auto` to detect it (`detect_layout`).
+      eval_fraction: the share of a `folders` source without split lists that becomes the eval split.
 
     Returns:
       A builder whose splits can be read (a plain read-only one, picklable for Beam workers).
@@ -234,6 +377,10 @@ def prepare_builder(dataset: str, data_dir: Optional[str], source_dir: Optional[
       DataSourceError: unknown dataset, unreadable source, or no network for a download.
     """
     name, version = _split_name_and_version(dataset)
+    if source_dir and detect_layout(source_dir, layout) != OXFORD:
+        builder = LocalSegmentationFolders(source_dir=source_dir, layout=detect_layout(source_dir, layout),
+                                           eval_fraction=eval_fraction, data_dir=work_dir)
+        return _prepared(builder, work_dir)
     if source_dir:
         if name != OXFORD_PET_NAME:
             raise DataSourceError(
@@ -245,11 +392,7 @@ def prepare_builder(dataset: str, data_dir: Optional[str], source_dir: Optional[
             raise DataSourceError(
                 f'{dataset!r} asks for version {version}, but the local Oxford-IIIT Pet builder '
                 f'of this TFDS is {builder.version}. Use {OXFORD_PET_NAME}:{builder.version}.')
-        builder.download_and_prepare(download_dir=os.path.join(work_dir, 'downloads'))
-        missing = tuple(path for path, reason in builder.skipped if reason == 'missing file')
-        skipped = tuple(f'{path}: {reason}' for path, reason in builder.skipped if reason != 'missing file')
-        normalized = tuple(f'{path}: {note}' for path, note in builder.normalized)
-        return PreparedSource(tfds.builder_from_directory(builder.data_dir), missing, skipped, normalized)
+        return _prepared(builder, work_dir)
     if data_dir and not tf.io.gfile.isdir(data_dir):
         raise DataSourceError(
             f'TFDS data_dir {data_dir!r} does not exist. Pass the directory that holds '
@@ -269,6 +412,15 @@ def prepare_builder(dataset: str, data_dir: Optional[str], source_dir: Optional[
                 f'failed ({type(e).__name__}: {e}). Without network, pass a data_dir that holds the '
                 f'prepared dataset, or source_dir with images.tar.gz + annotations.tar.gz.') from e
     return PreparedSource(builder)
+
+
+def _prepared(builder, work_dir: str) -> PreparedSource:
+    """Prepares a local builder (its `skipped` and `normalized` lists filled) and returns it read-only."""
+    builder.download_and_prepare(download_dir=os.path.join(work_dir, 'downloads'))
+    missing = tuple(path for path, reason in builder.skipped if reason == 'missing file')
+    skipped = tuple(f'{path}: {reason}' for path, reason in builder.skipped if reason != 'missing file')
+    normalized = tuple(f'{path}: {note}' for path, note in builder.normalized)
+    return PreparedSource(tfds.builder_from_directory(builder.data_dir), missing, skipped, normalized)
 
 
 def check_features(builder: tfds.core.DatasetBuilder, image_feature: str, mask_feature: str) -> None:

@@ -28,7 +28,7 @@ REPORT_PROPERTY = 'report'
 
 
 def read_images(split_uri: str, transform_graph_uri: str, limit: int):
-    """(images float32 [N, 128, 128, 3], masks [N, 128, 128, 1]) of up to `limit` transformed examples."""
+    """(images float32 [N, S, S, 3], masks [N, S, S, 1]) of up to `limit` transformed examples."""
     spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
     feature_spec = {data.IMAGE_XF: spec[data.IMAGE_XF], data.MASK_XF: spec[data.MASK_XF]}
     records = paths.read_gzip_records(split_uri, limit=limit)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import augment, keys
+from modules import classes, augment
 
 # Each class has its own pure colour, so the class of a pixel can be read back from the image.
 PALETTE = np.array([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]], np.float32)
@@ -14,7 +14,7 @@ STRONG = augment.Augmentation(flip=True, scale=0.4, rotation=20.0, shift=0.15, c
 def _blocky_batch(batch: int = 16, size: int = 64, seed: int = 0):
     """Masks made of 8x8 blocks of random classes (many edges in every direction), images painted from them."""
     rng = np.random.default_rng(seed)
-    blocks = rng.integers(0, keys.NUM_CLASSES, size=(batch, size // 8, size // 8))
+    blocks = rng.integers(0, classes.OXFORD_IIIT_PET.num_classes, size=(batch, size // 8, size // 8))
     masks = np.kron(blocks, np.ones((8, 8), np.int64))[..., None]
     return tf.constant(PALETTE[masks[..., 0]]), tf.constant(masks)
 

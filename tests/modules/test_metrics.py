@@ -4,17 +4,19 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from modules import keys, metrics
+from modules import classes, metrics
+
+NAMES = classes.OXFORD_IIIT_PET.names
 
 
-def _logits(class_ids):
-    return np.eye(keys.NUM_CLASSES, dtype=np.float32)[class_ids] * 5.0
+def _logits(class_ids, num_classes=len(NAMES)):
+    return np.eye(num_classes, dtype=np.float32)[class_ids] * 5.0
 
 
-def _keras_scores(labels, predicted, sample_weight=None):
+def _keras_scores(labels, predicted, sample_weight=None, names=NAMES):
     scores = {}
-    for metric in metrics.segmentation_metrics():
-        metric.update_state(labels, _logits(predicted), sample_weight=sample_weight)
+    for metric in metrics.segmentation_metrics(names):
+        metric.update_state(labels, _logits(predicted, len(names)), sample_weight=sample_weight)
         scores[metric.name] = float(metric.result())
     return scores
 
@@ -31,7 +33,7 @@ def test_matches_numpy(case):
     }[case]
     if case == 'class_missing':
         labels = np.where(labels == 2, 1, labels)  # border occurs in neither truth nor prediction
-    expected = metrics.numpy_scores(labels[..., 0], predicted)
+    expected = metrics.numpy_scores(labels[..., 0], predicted, NAMES)
     got = _keras_scores(labels, predicted)
     for name, value in expected.items():
         assert got[name] == pytest.approx(value, abs=1e-6), name
@@ -51,7 +53,7 @@ def test_per_example_weights_of_shape_b_by_1():
     got = _keras_scores(labels, predicted, sample_weight=weights)
     repeated_labels = np.concatenate([labels[0], labels[2], labels[2]])
     repeated_predicted = np.concatenate([predicted[0], predicted[2], predicted[2]])
-    expected = metrics.numpy_scores(repeated_labels[..., 0], repeated_predicted)
+    expected = metrics.numpy_scores(repeated_labels[..., 0], repeated_predicted, NAMES)
     assert got['pixel_accuracy'] == pytest.approx(expected['pixel_accuracy'])
     assert got['mean_iou'] == pytest.approx(expected['mean_iou'])
 
@@ -61,11 +63,29 @@ def test_training_metrics_compile_with_xla():
     rng = np.random.default_rng(2)
     images = rng.random((4, 8, 8, 3), dtype=np.float32)
     labels = rng.integers(0, 3, size=(4, 8, 8, 1))
-    model = keras.Sequential([keras.Input([8, 8, 3]), keras.layers.Conv2D(keys.NUM_CLASSES, 1)])
+    model = keras.Sequential([keras.Input([8, 8, 3]), keras.layers.Conv2D(classes.OXFORD_IIIT_PET.num_classes, 1)])
     model.compile(optimizer='adam', loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=metrics.segmentation_metrics()[:2], jit_compile=True)
+                  metrics=metrics.segmentation_metrics(NAMES)[:2], jit_compile=True)
     history = model.fit(images, labels, batch_size=2, epochs=1, verbose=0).history
     predicted = np.argmax(model.predict(images, verbose=0), -1)
     assert 0.0 <= history['pixel_accuracy'][0] <= 1.0 and 0.0 <= history['mean_iou'][0] <= 1.0
     assert model.evaluate(images, labels, verbose=0, return_dict=True)['pixel_accuracy'] == pytest.approx(
-        metrics.numpy_scores(labels[..., 0], predicted)['pixel_accuracy'], abs=1e-6)
+        metrics.numpy_scores(labels[..., 0], predicted, NAMES)['pixel_accuracy'], abs=1e-6)
+
+
+def test_five_named_classes_and_ignored_pixels_count_nowhere():
+    names = ('background', 'disc', 'box', 'triangle', 'cross')
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, size=(2, 12, 12, 1))
+    predicted = rng.integers(0, 5, size=(2, 12, 12))
+    # A band of ignored pixels, all predicted wrong as the background: counted, they would lower every score.
+    labels[:, :4] = classes.IGNORE_LABEL
+    predicted[:, :4] = 0
+    got = _keras_scores(labels, predicted, names=names)
+    kept = labels[:, 4:, :, 0], predicted[:, 4:]
+    expected = metrics.numpy_scores(*kept, names)
+    assert set(got) == {'pixel_accuracy', 'mean_iou', *(f'iou_{name}' for name in names)}
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-6), name
+    assert got['pixel_accuracy'] == pytest.approx(np.mean(kept[0] == kept[1]))
+    assert metrics.numpy_scores(labels[..., 0], predicted, names) == pytest.approx(expected)

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from components.tfds_example_gen import sample_data
-from modules import keys, signatures
+from modules import classes, signatures
 from tests.scenario import train_in_process
 
 pytestmark = pytest.mark.e2e
@@ -37,8 +37,8 @@ def test_two_replicas_train_one_model_and_export_it(scenario, tmp_path):
     assert len(history['loss']) == 2 and all(0 <= value <= 1 for value in history['pixel_accuracy'])
     # One model, not a replica's: it loads without the strategy and segments a served image.
     loaded = tf.saved_model.load(args['serving'])
-    assert set(signatures.EXPECTED_SIGNATURES) <= set(loaded.signatures)
+    assert set(signatures.expected_signatures(classes.DEFAULT_IMAGE_SIZE, classes.OXFORD_IIIT_PET.num_classes)) <= set(loaded.signatures)
     picture, _, _ = sample_data.make_example(seed=9, index=0)
     mask = loaded.signatures['serving_default'](image_bytes=tf.constant([sample_data.encode_jpeg(picture)]))['mask']
-    assert mask.shape == (1, keys.IMAGE_SIZE, keys.IMAGE_SIZE) and set(np.unique(mask)) <= {0, 1, 2}
+    assert mask.shape == (1, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE) and set(np.unique(mask)) <= {0, 1, 2}
     assert os.listdir(tmp_path / 'Trainer' / 'backup') == [], 'the backup goes once the model is exported'

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import keys, model as model_lib
+from modules import classes, model as model_lib
 
 
 @pytest.fixture(scope='module')
@@ -14,8 +14,8 @@ def random_unet():
 
 
 def test_output_is_per_pixel_logits(random_unet):
-    logits = random_unet(np.random.rand(2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3).astype('float32'))
-    assert logits.shape == (2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.NUM_CLASSES)
+    logits = random_unet(np.random.rand(2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3).astype('float32'))
+    assert logits.shape == (2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, classes.OXFORD_IIIT_PET.num_classes)
 
 
 def test_skips_and_decoder_follow_the_tutorial(random_unet):
@@ -73,7 +73,7 @@ def test_mixed_bfloat16_computes_in_bf16_returns_float32_and_restores_policy():
     unet = model_lib.build_unet(encoder_weights='none', mixed_bfloat16=True)
     assert unet.get_layer('upsample_0').layers[0].compute_dtype == 'bfloat16'
     assert unet.get_layer('upsample_0').layers[0].variable_dtype == 'float32'
-    logits = unet(np.zeros((1, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32'))
+    logits = unet(np.zeros((1, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3), 'float32'))
     assert logits.dtype == 'float32'
     assert keras.mixed_precision.global_policy().name == 'float32'
 
@@ -101,7 +101,7 @@ def test_batchnorm_momentum_reaches_every_batchnorm():
 def test_copy_weights_turns_a_bfloat16_model_into_a_float32_twin_with_the_same_predictions(weights_file):
     mixed = model_lib.build_unet(encoder_weights=weights_file[0], mixed_bfloat16=True)
     twin = model_lib.build_unet(encoder_weights='none')  # encoder trainable here, frozen there: order differs
-    images = np.random.default_rng(0).random((2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
+    images = np.random.default_rng(0).random((2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3), 'float32')
     model_lib.copy_weights(mixed, twin)
     for ours, theirs in zip(twin.weights, mixed.weights):
         assert ours.dtype == theirs.dtype == 'float32'

@@ -11,7 +11,7 @@ import tensorflow_transform as tft
 from PIL import Image
 from tensorflow.python.eager.polymorphic_function import autograph_util
 
-from modules import keys, model as model_lib, paths, signatures
+from modules import classes, model as model_lib, paths, signatures
 
 
 def _encoded(width, height, image_format):
@@ -28,7 +28,7 @@ def test_image_size_reads_height_and_width(width, height, image_format):
 
 def test_full_size_masks_resize_probabilities_then_take_the_argmax():
     rng = np.random.default_rng(0)
-    logits = rng.normal(size=(2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, keys.NUM_CLASSES)).astype(np.float32)
+    logits = rng.normal(size=(2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, classes.OXFORD_IIIT_PET.num_classes)).astype(np.float32)
     probabilities = tf.nn.softmax(logits, -1)
     sizes = tf.constant([[375, 500], [300, 37]], tf.int32)
     masks = signatures.full_size_masks(probabilities, sizes).numpy()
@@ -57,7 +57,7 @@ def test_error_reason_is_the_line_that_names_the_problem():
 def test_the_test_time_flip_averages_with_the_mirror_images_prediction():
     import tf_keras as keras
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.layers.Conv2D(keys.NUM_CLASSES, 3, padding='same', input_shape=(8, 8, 3))])
+    model = keras.Sequential([keras.layers.Conv2D(classes.OXFORD_IIIT_PET.num_classes, 3, padding='same', input_shape=(8, 8, 3))])
     images = tf.random.uniform((2, 8, 8, 3), seed=1)
     mirrored = tf.reverse(model(tf.reverse(images, [2])), [2])
     flipped = signatures.segment_logits(model, images, test_time_flip=True)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import hparams, keys, model as model_lib, precision, train
+from modules import classes, hparams, model as model_lib, precision, train
 
 
 @pytest.mark.parametrize('setting', [True, False])
@@ -100,7 +100,7 @@ def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():
     assert twin is not model
     assert len(_gemm_layers(model)) == 2 and not _gemm_layers(twin), 'the export has the stock layers'
     assert {layer.compute_dtype for layer in twin.get_layer('encoder').layers} == {'float32'}
-    images = np.random.default_rng(1).random((1, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
+    images = np.random.default_rng(1).random((1, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3), 'float32')
     assert np.mean(np.argmax(model(images), -1) == np.argmax(twin(images), -1)) > 0.95
 
 
@@ -123,7 +123,7 @@ def test_a_float32_model_with_rewritten_layers_is_exported_with_the_stock_ones(r
     model = train.build_model(training)
     twin = train.float32_twin(model, training)
     assert model_lib.has_rewritten_layers(model) and not model_lib.has_rewritten_layers(twin)
-    images = np.random.default_rng(2).random((1, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
+    images = np.random.default_rng(2).random((1, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3), 'float32')
     np.testing.assert_allclose(twin(images).numpy(), model(images).numpy(), atol=1e-4, rtol=1e-4)
 
 
@@ -234,8 +234,8 @@ def test_a_backup_resumes_when_the_measured_precision_comes_out_otherwise(first,
     # The backup directory's digest is taken from the configured settings, so a rerun where the measurement picks
     # the other precision (and the other form of the small transposed convolutions) resumes from the same backup.
     rng = np.random.default_rng(3)
-    images = rng.random((2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 3), 'float32')
-    masks = rng.integers(0, keys.NUM_CLASSES, (2, keys.IMAGE_SIZE, keys.IMAGE_SIZE, 1))
+    images = rng.random((2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3), 'float32')
+    masks = rng.integers(0, classes.OXFORD_IIIT_PET.num_classes, (2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 1))
     backup = str(tmp_path / 'backup')
     killed = train.build_model(dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=first))
     killed.fit(images, masks, batch_size=2, epochs=1, verbose=0,

@@ -30,7 +30,7 @@ from tfx.types import standard_artifacts
 
 from components.serving_check import executor as serving_check_executor, probe, requests
 from components.tfds_example_gen import sample_data
-from modules import keys, predict, signatures
+from modules import classes, keys, predict, signatures
 from pipeline import report, run_summary
 
 pytestmark = pytest.mark.e2e
@@ -181,7 +181,7 @@ def test_pushed_model_serves_raw_jpeg_and_png_of_any_size(served):
     large, _, _ = sample_data.make_example(seed=9, index=1)
     requests = [sample_data.encode_jpeg(small), _png(large[:210, :333])]
     outputs = served.signatures['serving_default'](image_bytes=tf.constant(requests))
-    assert outputs['mask'].shape == (2, keys.IMAGE_SIZE, keys.IMAGE_SIZE) and outputs['mask'].dtype == tf.uint8
+    assert outputs['mask'].shape == (2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE) and outputs['mask'].dtype == tf.uint8
     assert set(np.unique(outputs['mask'])) <= {0, 1, 2}
     np.testing.assert_allclose(tf.reduce_sum(outputs['probabilities'], -1), 1.0, atol=1e-4)
 
@@ -281,7 +281,7 @@ def test_tft_layer_matches_transform_output(scenario, served):
         return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP')]
 
     through_layer = served.signatures['transform_features'](examples=tf.constant(records(raw_dir)))
-    spec = {keys.transformed_name(k): tf.io.FixedLenFeature([keys.IMAGE_SIZE, keys.IMAGE_SIZE, c], t)
+    spec = {keys.transformed_name(k): tf.io.FixedLenFeature([classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, c], t)
             for k, c, t in ((keys.IMAGE_KEY, 3, tf.float32), (keys.MASK_KEY, 1, tf.int64))}
     from_transform = tf.io.parse_example(records(transform_dir), spec)
     for name in spec:

@@ -17,7 +17,7 @@ from PIL import Image
 from tfx import v1 as tfx
 
 from components.gated_example_validator import executor
-from modules import keys, paths
+from modules import classes, keys, paths
 from pipeline import config as config_lib, node_ids, platform, run_summary
 from pipeline.pipeline import create_data_components
 
@@ -76,7 +76,7 @@ def test_clean_data_has_measured_features_within_bounds(sample_folders, tmp_path
     width = features[keys.IMAGE_WIDTH_KEY].int64_list.value[0]
     image = Image.open(io.BytesIO(features[keys.IMAGE_KEY].bytes_list.value[0]))
     assert (width, height) == image.size and features[keys.IMAGE_CHANNELS_KEY].int64_list.value[0] == 3
-    fractions = [features[key].float_list.value[0] for key in keys.CLASS_FRACTION_KEYS]
+    fractions = [features[key].float_list.value[0] for key in classes.OXFORD_IIIT_PET.fraction_keys]
     assert abs(sum(fractions) - 1.0) < 1e-5 and fractions[0] > 0.01
 
 

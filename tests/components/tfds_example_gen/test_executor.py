@@ -168,8 +168,8 @@ def test_odd_image_files_are_converted_and_trained_on_and_bad_trimaps_named(odd_
     assert 'GIF' in normalized[0] and '(first frame)' in normalized[0] and 'RGBA' in normalized[1]
     assert 'CMYK' in normalized[2] and 'I;16' in normalized[3]
     skipped = json.loads(examples.get_string_custom_property('skipped_files'))
-    assert skipped == [f'{source / "annotations" / "trimaps" / names[4]}.png: trimap has mode RGB, '
-                       'expected a single-channel image']
+    assert skipped == [f'{source / "annotations" / "trimaps" / names[4]}.png: mask has mode RGB, '
+                       'expected a single-channel image or a palette PNG']
     written = {}
     for record in paths.read_gzip_records(paths.split_dir(examples.uri, 'train')):
         features = tf.train.Example.FromString(record).features.feature

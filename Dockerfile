@@ -1,6 +1,6 @@
 # Pipeline image for Kubeflow Pipelines v2 / Vertex AI Pipelines and Dataflow workers: the pinned
 # stack plus this package, so user modules and custom components import by dotted path exactly
-# as they do locally. Build and push (see README, "Run on Vertex AI / Kubeflow"):
+# as they do locally. Build and push (see docs/kubeflow.md):
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/petseg:TAG . && docker push REGION-docker.pkg.dev/PROJECT/REPO/petseg:TAG
 FROM python:3.10.13-slim-bookworm
 

@@ -4,7 +4,7 @@ Training is timed by calling each model's own Keras train function on an iterato
 whole run, never by `fit(iterator)`: `fit` wraps an iterator in a new autotuned `from_generator` dataset
 per call, and destroying that dataset's iterator when `fit` returns waits for tf.data's autotune thread to
 wake (10 ms x (2^k - 1) after the iterator started: 5.11 s, 10.23 s, ...), which stretched epochs to those
-instants (README, "The fixed ~10.3 s epoch").
+instants (`bench/results/epoch-stall-2026-11-27.md`).
 """
 
 from typing import Dict, Iterator, Tuple

@@ -10,7 +10,7 @@ this machine's hardware makes mixed precision a speed-up, a slow-down, or a ques
 
 In mixed bfloat16 the decoder and the logits layer compute in bfloat16 and a weightless float32 layer hands
 the loss float32 logits; a frozen encoder computes in float32. Both measured on a CPU with AMX
-(`bench/train_speed.py`, README): the logits layer (3 filters) took 0.14 s of a 0.6 s step in float32,
+(`bench/train_speed.py`): the logits layer (3 filters) took 0.14 s of a 0.6 s step in float32,
 0.05 s in bfloat16; a frozen encoder only runs forward, and in float32 Grappler fuses each convolution
 with its BatchNorm and ReLU6 into one oneDNN kernel, which it leaves apart in bfloat16.
 """

@@ -354,10 +354,10 @@ PRESETS: Dict[str, PipelineConfig] = {
                                 lr_schedule='cosine'),
         evaluation=EvaluationConfig(min_pixel_accuracy=0.7, min_mean_iou=0.4, max_regression=0.01),
     ),
-    # A few hundred real photographs and no pretrained encoder (README, "Real photographs"): augmented batches,
+    # A few hundred real photographs and no pretrained encoder (docs/training.md, "The `real` preset"): augmented batches,
     # a warm-up + cosine schedule, border and pet weighted twice the background, every training photo trained
     # on to the last epoch (holding 10% out for early stopping cost more than it chose), and predictions
-    # averaged with the mirrored image's. Chosen by the 40-epoch ablation. Give it the data:
+    # averaged with the mirrored image's. Chosen by 40-epoch ablation runs (docs/training.md). Give it the data:
     # `--source_dir ../shared/data/oxford-pets-real` (or archives, or a TFDS data_dir).
     'real': PipelineConfig(
         training=TrainingConfig(epochs=40, batch_size=16, shuffle_buffer=256, learning_rate=2e-3,

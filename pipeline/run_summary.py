@@ -57,6 +57,8 @@ class RunSummary:
     num_skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
     # 'split: file name: reason' of each image/mask pair ExampleGen skipped.
     skipped_examples: List[str] = dataclasses.field(default_factory=list)
+    # The classes ExampleGen recorded (the dataset's class description), in class-id order.
+    classes: List[str] = dataclasses.field(default_factory=list)
     # split -> 'feature: what broke which bound', from ExampleValidator; drift against the previous data version
     anomalies: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     drift: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
@@ -212,6 +214,8 @@ def read_run_summary(metadata_path: str, pipeline_name: str, only: Optional[Coll
             summary.num_skipped = json.loads(skipped.string_value) if skipped else {}
             named = artifact.custom_properties.get('skipped_examples')
             summary.skipped_examples = json.loads(named.string_value) if named else []
+            described = artifact.custom_properties.get('classes')
+            summary.classes = json.loads(described.string_value)['names'] if described else []
             summary.examples_uri = artifact.uri
     if node_ids.EXAMPLE_VALIDATOR in latest:
         outputs = _artifacts_by_key(store, latest[node_ids.EXAMPLE_VALIDATOR].id, (metadata_store_pb2.Event.OUTPUT,))
@@ -270,7 +274,10 @@ def component_figure(summary: RunSummary, node_id: str) -> str:
     if node_id == node_ids.EXAMPLE_GEN and summary.num_examples:
         counts = ', '.join(f'{split} {count}' for split, count in sorted(summary.num_examples.items()))
         named = '; '.join(summary.skipped_examples[:3]) + ('; ...' if len(summary.skipped_examples) > 3 else '')
-        return f'{counts} examples, {sum(summary.num_skipped.values())} skipped' + (f' ({named})' if named else '')
+        shown = ', '.join(summary.classes[:8]) + (', ...' if len(summary.classes) > 8 else '')
+        classes = f', {len(summary.classes)} classes ({shown})' if summary.classes else ''
+        return (f'{counts} examples, {sum(summary.num_skipped.values())} skipped' + (f' ({named})' if named else '')
+                + classes)
     if node_id == node_ids.EXAMPLE_VALIDATOR:
         found = '; '.join(f'{split}: {line}' for split, lines in sorted(summary.anomalies.items()) for line in lines)
         drifted = sorted({line.split(':')[0] for lines in summary.drift.values() for line in lines})

@@ -2,7 +2,7 @@
 
 Each bad request says what a healthy model must do with it: return a valid mask ('mask'), fail cleanly with
 InvalidArgumentError ('error'), or either. Used by the ServingCheck probe, the local server's tests and the
-README's table, so all three speak of the same cases.
+list in docs/serving.md, so all three speak of the same cases.
 """
 
 import dataclasses

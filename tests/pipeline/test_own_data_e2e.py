@@ -25,7 +25,7 @@ from PIL import Image
 
 from components.tfds_example_gen import sample_shapes
 from modules import batch_predict, classes, keys, paths, signatures
-from pipeline import config as config_lib, data_source
+from pipeline import config as config_lib, data_source, node_ids, run_summary
 from tests.scenario import _run, with_settings
 from tests.serving import browser
 
@@ -56,7 +56,9 @@ def test_evaluator_names_five_class_ious_blesses_and_pushes(five_classes):
     assert summary.blessed and summary.pushed_to == five_classes['model']
     assert {f'iou_{name}' for name in NAMES} <= set(summary.candidate_metrics)
     assert 'iou_pet' not in summary.candidate_metrics
-    assert summary.num_examples == {'train': 12, 'eval': 6}
+    assert summary.num_examples == {'train': 12, 'eval': 6} and summary.classes == NAMES
+    assert run_summary.component_figure(summary, node_ids.EXAMPLE_GEN).endswith(
+        '5 classes (background, disc, box, triangle, cross)')
 
 
 def test_the_served_model_answers_five_classes_at_160_and_carries_them(five_classes):

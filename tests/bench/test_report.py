@@ -1,0 +1,38 @@
+"""The figures tables are rendered from bench/results, never typed: the committed pages must match them."""
+
+import json
+
+from bench import report
+
+
+def test_the_committed_tables_are_what_the_results_say():
+    for path, rendered in report.rendered_pages().items():
+        with open(path) as f:
+            assert f.read() == rendered, f'{path} is stale: run python -m bench.report --write'
+
+
+def _result(directory, name, date, cpu, ratio):
+    result = {'date': date, 'machine': {'cpus': 2, 'cpu': cpu},
+              'sides': {'project': {'vs_tutorial_best_quartile': ratio, 'vs_tutorial_median': ratio}}}
+    (directory / name).write_text(json.dumps(result))
+
+
+def test_the_newest_result_of_each_cpu_kind_is_shown_and_kinds_never_mix(tmp_path):
+    amx = {'model_name': 'Xeon', 'amx_bf16': True, 'avx512_bf16': True}
+    amd = {'model_name': 'EPYC', 'amx_bf16': False, 'avx512_bf16': True}
+    _result(tmp_path, 'train-speed-2026-11-26.json', '2026-11-26T10:00:00', amx, 1.5)
+    _result(tmp_path, 'train-speed-2026-11-27-0205.json', '2026-11-27T02:05:00', amx, 1.9)
+    _result(tmp_path, 'train-speed-2026-11-27-avx512-bf16.json', '2026-11-27T01:00:00', amd, 1.1)
+    (tmp_path / 'train-speed-2026-11-28.json').write_text(json.dumps({'date': '2026-11-28'}))  # no machine: ignored
+    table = report.figures_table(['train-speed'], str(tmp_path))
+    rows = table.splitlines()[2:]
+    assert len(rows) == 2
+    assert '| Xeon with AMX | 1.90x / 1.90x | 2026-11-27 | [train-speed-2026-11-27-0205.json]' in rows[0]
+    assert '| AVX512-BF16, no AMX | 1.10x / 1.10x | 2026-11-27 |' in rows[1]
+
+
+def test_links_are_made_relative_to_the_page():
+    page = f'intro\n{report.START}\nold\n{report.END}\noutro\n'
+    table = '| x | [a.json](bench/results/a.json) |'
+    assert report.replace_between_markers(page, table, '../') == \
+        f'intro\n{report.START}\n| x | [a.json](../bench/results/a.json) |\n{report.END}\noutro\n'

@@ -11,11 +11,17 @@ from typing import Any, Dict, Optional, Tuple
 
 CUSTOM_CONFIG_KEY = 'training'
 LR_SCHEDULES = ('constant', 'cosine')
+ENCODER_WEIGHT_CHOICES = ('imagenet', 'none')  # or a local .h5 file
 # What the Tuner searches (modules/tune.py); each is a TrainingConfig field, so its best values replace the
 # configured ones in the Trainer.
 TUNABLE = ('learning_rate', 'dropout', 'batchnorm_momentum', 'augment_strength')
 # run_fn logs one record per epoch to this logger; a runner's console shows it (see pipeline/console.py).
 PROGRESS_LOGGER = 'petseg.progress'
+# What run_fn writes beside TensorBoard's logs: the per-epoch metrics, and the settings in effect (the Tuner's
+# values applied, what the Trainer decided filled in) with why each decided one was decided so (`DECIDED_KEY`).
+HISTORY_FILE = 'history.json'
+TRAINED_SETTINGS_FILE = 'training.json'
+DECIDED_KEY = 'decided'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +40,7 @@ class TrainingConfig:
     # None keeps Keras' BatchNorm momentum; small datasets trained from random weights need ~0.9.
     batchnorm_momentum: Optional[float] = None
     # Speed: bfloat16 compute with float32 variables (None: as the training machine's hardware calls for, measured
-    # against float32 where it does not settle it; see modules.train.use_mixed_bfloat16; the exported model
+    # against float32 where it does not settle it; see modules.precision.choose; the exported model
     # always computes in float32; training.json records what was used), and XLA compilation
     # of the train step (off: on CPU it made training 5-7x slower, see bench/README.md).
     mixed_bfloat16: Optional[bool] = None
@@ -77,6 +83,51 @@ class TrainingConfig:
     validation_steps: Optional[int] = None
     warm_start: bool = False
     seed: int = 0
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first nonsensical training setting."""
+        for name in ('epochs', 'batch_size', 'shuffle_buffer'):
+            value = getattr(self, name)
+            require(value >= 1, f'training.{name} must be >= 1, got {value}')
+        require(self.seed >= 0, f'training.seed must be >= 0, got {self.seed}')
+        require(0.0 < self.learning_rate < 1.0, f'training.learning_rate must be in (0, 1), got {self.learning_rate}')
+        require(0.0 <= self.dropout < 1.0, f'training.dropout must be in [0, 1), got {self.dropout}')
+        require(self.batchnorm_momentum is None or 0.0 < self.batchnorm_momentum < 1.0,
+                f'training.batchnorm_momentum must be None or in (0, 1), got {self.batchnorm_momentum}')
+        require(not (self.subpixel_upsampling and self.gemm_upsampling),
+                'training.subpixel_upsampling and training.gemm_upsampling are two forms of the same layers: choose one')
+        require(not (self.subpixel_upsampling and self.split_skip_logits),
+                'training.subpixel_upsampling and training.split_skip_logits are two forms of the logits layer: '
+                'choose one')
+        require(self.encoder_weights in ENCODER_WEIGHT_CHOICES or self.encoder_weights.endswith('.h5'),
+                f'training.encoder_weights must be one of {ENCODER_WEIGHT_CHOICES} or a path to a .h5 file, '
+                f'got {self.encoder_weights!r}')
+        require(self.class_weights is None or all(w > 0 for w in self.class_weights),
+                f'training.class_weights needs positive values, got {self.class_weights}')
+        self._validate_augmentation()
+        self._validate_schedule()
+
+    def _validate_augmentation(self) -> None:
+        for name in ('augment_scale', 'augment_rotation', 'augment_shift', 'augment_color', 'augment_strength'):
+            value = getattr(self, name)
+            require(value >= 0, f'training.{name} must be >= 0, got {value}')
+        require(self.augment_shift * self.augment_strength < 1,
+                'training.augment_shift x augment_strength must be < 1 (a fraction of the side)')
+
+    def _validate_schedule(self) -> None:
+        require(self.lr_schedule in LR_SCHEDULES,
+                f'training.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}')
+        require(0 <= self.warmup_epochs < self.epochs, f'training.warmup_epochs must be in [0, epochs), got {self.warmup_epochs}')
+        require(0.0 <= self.validation_split <= 0.5,
+                f'training.validation_split must be in [0, 0.5], got {self.validation_split}')
+        if self.early_stopping_patience is not None:
+            require(self.early_stopping_patience >= 1,
+                    f'training.early_stopping_patience must be None or >= 1, got {self.early_stopping_patience}')
+            require(self.validation_split > 0, 'training.early_stopping_patience needs training.validation_split > 0, '
+                    'so that choosing the best epoch never looks at the eval split the Evaluator blesses on')
+        for name in ('steps_per_epoch', 'validation_steps'):
+            value = getattr(self, name)
+            require(value is None or value >= 1, f'training.{name} must be None or >= 1, got {value}')
 
     @property
     def encoder_is_trained(self) -> bool:
@@ -132,3 +183,9 @@ def with_hyperparameters(training: TrainingConfig, values: Optional[Dict[str, An
     if unknown:
         raise ValueError(f'Hyperparameters {", ".join(unknown)} are not tunable; expected some of {", ".join(TUNABLE)}')
     return dataclasses.replace(training, **values)
+
+
+def require(condition: bool, message: str) -> None:
+    """Raises ValueError(`message`) unless `condition`: how every settings type says what is wrong with it."""
+    if not condition:
+        raise ValueError(message)

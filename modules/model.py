@@ -5,8 +5,8 @@ block_16_project, frozen unless its weights are random or fine-tuning is asked f
 upsample blocks (Conv2DTranspose stride 2, BatchNorm, optional Dropout, ReLU) of 512/256/128/64
 filters, each followed by concatenation with the matching skip; a final Conv2DTranspose(NUM_CLASSES, 3,
 strides=2) produces logits at full resolution. `copy_weights` moves trained weights between twins
-built with different dtype policies (train in bfloat16, serve in float32). `native_bfloat16` says whether
-this machine's hardware makes mixed precision a speed-up, a slow-down, or a question for a measurement.
+built with different dtype policies (train in bfloat16, serve in float32); whether to train in bfloat16 at all
+is `modules.precision`'s decision.
 
 In mixed bfloat16 the decoder and the logits layer compute in bfloat16 and a weightless float32 layer hands
 the loss float32 logits; a frozen encoder computes in float32. Both measured on a CPU with AMX
@@ -356,34 +356,3 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
         if not related or shapes[0] != shapes[1]:
             raise ValueError(f'Cannot copy weights: layer {path} has weights {shapes[0]} here, {shapes[1]} there')
         dst.set_weights(src.get_weights())
-
-
-def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> Optional[bool]:
-    """Whether mixed bfloat16 makes training faster, where the hardware settles it; None where it does not.
-
-    True for a GPU of compute capability 8.0 or newer, or, without a GPU, a CPU with AMX-BF16 (oneDNN's bfloat16
-    convolutions on AMX tiles: over 2x the tutorial's float32 training step, `bench/train_speed.py`). False
-    without bfloat16 instructions: emulated, ~10x slower than float32 (measured on an AMD EPYC, Zen 3). None for
-    AVX512-BF16 without AMX (AMD Zen 4, some Xeons): bfloat16 dot products but no matrix tiles, and the one
-    benchmark of that kind (bfloat16, float32 and the tutorial's code at the same 43.6 images/s) measured
-    stalled epochs rather than steps; there `modules.precision` times both (see `train.use_mixed_bfloat16`).
-
-    Args:
-      cpu_flags: the CPU's feature flags; None reads them from /proc/cpuinfo (and asks about GPUs first).
-
-    Returns:
-      True, False, or None when only a measurement can tell.
-    """
-    if cpu_flags is None:
-        gpus = tf.config.list_physical_devices('GPU')
-        if gpus:
-            return all(tuple(tf.config.experimental.get_device_details(gpu).get('compute_capability', (0, 0)))
-                       >= (8, 0) for gpu in gpus)
-        try:
-            with open('/proc/cpuinfo') as f:
-                cpu_flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
-        except OSError:
-            return False
-    if 'amx_bf16' in cpu_flags:
-        return True
-    return None if 'avx512_bf16' in cpu_flags else False

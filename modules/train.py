@@ -33,9 +33,8 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from modules import augment, classes, data, distribute, hparams, metrics, model as model_lib, precision, signatures
 from modules.hparams import TrainingConfig
 
-HISTORY_FILE = 'history.json'
-# The settings the model was trained with: the configured ones, with the Tuner's values applied.
-TRAINED_SETTINGS_FILE = 'training.json'
+HISTORY_FILE = hparams.HISTORY_FILE
+TRAINED_SETTINGS_FILE = hparams.TRAINED_SETTINGS_FILE
 BACKUP_DIR = 'backup'
 _SHOWN_METRICS = ('loss', 'pixel_accuracy', 'mean_iou', 'val_loss', 'val_pixel_accuracy', 'val_mean_iou')
 
@@ -227,19 +226,41 @@ def transformed_image_size(tf_transform_output: tft.TFTransformOutput) -> int:
     return int(tf_transform_output.transformed_feature_spec()[data.IMAGE_XF].shape[0])
 
 
+def effective_settings(training: TrainingConfig, measure: bool = True) -> Tuple[TrainingConfig, Dict[str, str]]:
+    """The settings training runs with: what the configuration leaves open, decided here and nowhere else.
+
+    The precision (`precision.choose`: configured, settled by the hardware, or measured), the form of the small
+    decoder blocks' transposed convolutions (the GEMM form under mixed bfloat16, unless the sub-pixel form is asked
+    for), the logits layer's form (split unless the sub-pixel form computes it its own way) and whether the
+    encoder trains (random weights always do). Deciding again on the result changes nothing.
+
+    Args:
+      training: the configured settings.
+      measure: whether the precision may be measured where the hardware leaves it open; false in a distributed
+        run, where every replica must train the same model (float32 there).
+
+    Returns:
+      (the settings in effect, {setting: why} for each one decided here rather than configured).
+    """
+    speed = TrainingConfig(**{name: getattr(training, name) for name in _SPEED_SETTINGS})
+    mixed, why = precision.choose(training.mixed_bfloat16, (lambda: _measured_bfloat16(speed)) if measure else None)
+    decided = {} if training.mixed_bfloat16 is not None else {'mixed_bfloat16': why}
+    gemm, split = training.gemm_upsampling, training.split_skip_logits
+    if gemm is None:
+        gemm = mixed and not training.subpixel_upsampling
+        decided['gemm_upsampling'] = 'on under mixed bfloat16 unless subpixel_upsampling (faster there only)'
+    if split is None:
+        split = not training.subpixel_upsampling
+        decided['split_skip_logits'] = 'on unless subpixel_upsampling computes the logits layer'
+    if training.encoder_is_trained != training.train_encoder:
+        decided['train_encoder'] = 'random encoder weights are always trained'
+    return dataclasses.replace(training, mixed_bfloat16=mixed, gemm_upsampling=gemm, split_skip_logits=split,
+                               train_encoder=training.encoder_is_trained), decided
+
+
 def use_mixed_bfloat16(training: TrainingConfig, measure: bool = True) -> bool:
-    """The configured precision or, when unset, what the hardware calls for (`model.native_bfloat16`); where the
-    hardware does not settle it (AVX512-BF16 without AMX), the faster of the two on a few measured steps, or
-    float32 when `measure` is false (a distributed run: every replica must train the same model)."""
-    if training.mixed_bfloat16 is not None:
-        return training.mixed_bfloat16
-    native = model_lib.native_bfloat16()
-    if native is not None:
-        return native
-    if not measure:
-        logging.info('Precision: bfloat16 in hardware without AMX, not measured in a distributed run: float32')
-        return False
-    return _measured_bfloat16(TrainingConfig(**{name: getattr(training, name) for name in _SPEED_SETTINGS}))
+    """Whether `training` computes in mixed bfloat16 (`effective_settings`)."""
+    return effective_settings(training, measure)[0].mixed_bfloat16
 
 
 # What a step's speed depends on; the measurement is made once per process for each combination of them.
@@ -253,29 +274,14 @@ def _measured_bfloat16(settings: TrainingConfig) -> bool:
         lambda mixed: build_model(dataclasses.replace(settings, mixed_bfloat16=mixed)), settings.batch_size)
 
 
-def use_gemm_upsampling(training: TrainingConfig, mixed_bfloat16: bool) -> bool:
-    """The configured form of the small decoder blocks' transposed convolutions, or, when unset, the GEMM form
-    under mixed bfloat16 unless the sub-pixel form is asked for."""
-    if training.gemm_upsampling is None:
-        return mixed_bfloat16 and not training.subpixel_upsampling
-    return training.gemm_upsampling
-
-
-def use_split_skip_logits(training: TrainingConfig) -> bool:
-    """The configured form of the logits layer or, when unset, the split form unless the sub-pixel form is asked
-    for (it computes the logits layer its own way)."""
-    if training.split_skip_logits is None:
-        return not training.subpixel_upsampling
-    return training.split_skip_logits
-
-
-def _build_unet(training: TrainingConfig, mixed_bfloat16: bool, num_classes: int = classes.OXFORD_IIIT_PET.num_classes,
+def _build_unet(training: TrainingConfig, num_classes: int = classes.OXFORD_IIIT_PET.num_classes,
                 image_size: int = classes.DEFAULT_IMAGE_SIZE) -> keras.Model:
-    return model_lib.build_unet(image_size, num_classes, encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
-                                dropout=training.dropout, batchnorm_momentum=training.batchnorm_momentum,
-                                mixed_bfloat16=mixed_bfloat16, subpixel=training.subpixel_upsampling,
-                                gemm_upsampling=use_gemm_upsampling(training, mixed_bfloat16),
-                                split_skip_logits=use_split_skip_logits(training))
+    """The U-Net of settings in effect (`effective_settings`)."""
+    return model_lib.build_unet(image_size, num_classes, encoder_weights=training.encoder_weights,
+                                train_encoder=training.train_encoder, dropout=training.dropout,
+                                batchnorm_momentum=training.batchnorm_momentum, mixed_bfloat16=training.mixed_bfloat16,
+                                subpixel=training.subpixel_upsampling, gemm_upsampling=training.gemm_upsampling,
+                                split_skip_logits=training.split_skip_logits)
 
 
 def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
@@ -287,9 +293,9 @@ def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
     """
     if model_lib.computes_in_float32(model) and not model_lib.has_rewritten_layers(model):
         return model
-    stock = dataclasses.replace(training, subpixel_upsampling=False, gemm_upsampling=False, split_skip_logits=False)
-    twin = _build_unet(stock, mixed_bfloat16=False, num_classes=model.output_shape[-1],
-                       image_size=model.input_shape[1])
+    stock = dataclasses.replace(training, mixed_bfloat16=False, subpixel_upsampling=False, gemm_upsampling=False,
+                                split_skip_logits=False)
+    twin = _build_unet(stock, num_classes=model.output_shape[-1], image_size=model.input_shape[1])
     model_lib.copy_weights(model, twin)
     return twin
 
@@ -318,9 +324,9 @@ def build_model(training: TrainingConfig, base_model: str = None,
     Returns:
       Compiled model.
     """
-    mixed_bfloat16 = use_mixed_bfloat16(training)
-    logging.info('Training computes in %s', 'mixed bfloat16' if mixed_bfloat16 else 'float32')
-    model = _build_unet(training, mixed_bfloat16, description.num_classes, image_size)
+    training, _ = effective_settings(training)
+    logging.info('Training computes in %s', 'mixed bfloat16' if training.mixed_bfloat16 else 'float32')
+    model = _build_unet(training, description.num_classes, image_size)
     if base_model:
         logging.info('Warm start from %s', base_model)
         model.load_weights(os.path.join(base_model, 'variables', 'variables')).expect_partial()
@@ -372,8 +378,9 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     configured = training
     replicas = strategy.num_replicas_in_sync
     # Before the seed: a measured precision builds and steps throwaway models.
-    training = dataclasses.replace(training, mixed_bfloat16=use_mixed_bfloat16(
-        training, measure=replicas == 1 and distribute.training_tasks() == 1))
+    training, decided = effective_settings(training, measure=replicas == 1 and distribute.training_tasks() == 1)
+    for name, why in decided.items():
+        logging.info('%s = %s: %s', name, getattr(training, name), why)
     keras.utils.set_random_seed(training.seed)
     chief = distribute.is_chief()
     logging.info('Distribution: %s; %d examples per step (%d per replica)', distribute.describe(strategy),
@@ -417,7 +424,7 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), 'w') as f:
         json.dump(history.values, f, indent=1)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINED_SETTINGS_FILE), 'w') as f:
-        json.dump(training.to_custom_config(), f, indent=1)
+        json.dump({**training.to_custom_config(), hparams.DECIDED_KEY: decided}, f, indent=1)
     signatures.export_serving_model(export_model, tf_transform_output, serving_model_dir, training.test_time_flip)
     classes.write_to_model(serving_model_dir, description, image_size)
     tf.io.gfile.rmtree(backup_dir)

@@ -25,7 +25,7 @@ from modules.hparams import TrainingConfig
 __all__ = ['DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'TfliteConfig',
            'TrainingConfig', 'TuningConfig', 'preset']
 
-ENCODER_WEIGHT_CHOICES = ('imagenet', 'none')
+ENCODER_WEIGHT_CHOICES = hparams.ENCODER_WEIGHT_CHOICES
 SOURCE_LAYOUTS = ('auto', 'oxford', 'folders', 'voc')  # components.tfds_example_gen.sources.LAYOUTS
 SAMPLE_LAYOUTS = ('folders', 'voc')
 # MobileNetV2's skips need a multiple of 32; below 96 the deepest features are 3x3 or less.
@@ -45,6 +45,12 @@ class SampleData:
     seed: int = 0
     classes: int = 0
     layout: str = 'folders'
+
+    def validate(self) -> None:
+        _require(self.num_train >= 1 and self.num_test >= 1, 'data.sample needs >= 1 train and test image')
+        _require(self.classes == 0 or 2 <= self.classes <= 9,
+                 f'data.sample.classes must be 0 (pets) or 2..9 kinds of shapes, got {self.classes}')
+        _require(self.layout in SAMPLE_LAYOUTS, f'data.sample.layout must be one of {SAMPLE_LAYOUTS}, got {self.layout!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +88,24 @@ class DataConfig:
     def dataset_name(self) -> str:
         return self.dataset.partition(':')[0]
 
+    def validate(self) -> None:
+        """Raises ValueError naming the first nonsensical data setting."""
+        _require(bool(self.dataset_name), 'data.dataset must name a TFDS dataset')
+        _require(self.train_split != '' and self.eval_split != '', 'data.train_split and data.eval_split must be set')
+        _require(0.0 <= self.max_skipped_fraction < 1.0,
+                 f'data.max_skipped_fraction must be in [0, 1), got {self.max_skipped_fraction}')
+        _require(self.anomalies in ANOMALY_ACTIONS,
+                 f'data.anomalies must be one of {ANOMALY_ACTIONS}, got {self.anomalies!r}')
+        _require(0.0 < self.drift_threshold <= 1.0, f'data.drift_threshold must be in (0, 1], got {self.drift_threshold}')
+        _require(self.image_size in IMAGE_SIZES,
+                 f'data.image_size must be a multiple of 32 in 96..512, got {self.image_size}')
+        _require(self.source_layout in SOURCE_LAYOUTS,
+                 f'data.source_layout must be one of {SOURCE_LAYOUTS}, got {self.source_layout!r}')
+        _require(0.0 < self.eval_fraction < 1.0, f'data.eval_fraction must be in (0, 1), got {self.eval_fraction}')
+        if self.sample is not None:
+            _require(self.dataset_name == 'oxford_iiit_pet', 'data.sample generates Oxford-IIIT Pet data only')
+            self.sample.validate()
+
     @property
     def description(self) -> classes_lib.ClassDescription:
         """The classes the pipeline trains on.
@@ -113,6 +137,13 @@ class EvaluationConfig:
     min_mean_iou: float = 0.3
     max_regression: float = 0.01
 
+    def validate(self) -> None:
+        """Raises ValueError naming the first nonsensical blessing rule."""
+        for name in ('min_pixel_accuracy', 'min_mean_iou'):
+            value = getattr(self, name)
+            _require(0.0 <= value <= 1.0, f'evaluation.{name} must be in [0, 1], got {value}')
+        _require(self.max_regression >= 0.0, f'evaluation.max_regression must be >= 0, got {self.max_regression}')
+
 
 @dataclasses.dataclass(frozen=True)
 class ServingConfig:
@@ -128,6 +159,18 @@ class ServingConfig:
     # Served pixel accuracy may differ this much from the Evaluator's (0.005 = 0.5 points).
     accuracy_tolerance: float = 0.005
     timeout_s: int = 900
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first nonsensical serving-check setting."""
+        _require(self.validator in SERVING_VALIDATORS,
+                 f'serving.validator must be one of {SERVING_VALIDATORS}, got {self.validator!r}')
+        for name in ('max_examples', 'latency_calls', 'timeout_s'):
+            value = getattr(self, name)
+            _require(value >= 1, f'serving.{name} must be >= 1, got {value}')
+        _require(self.latency_calls >= 50, f'serving.latency_calls must be >= 50 for a p99, got {self.latency_calls}')
+        _require(self.latency_budget_ms > 0, f'serving.latency_budget_ms must be > 0, got {self.latency_budget_ms}')
+        _require(0 <= self.accuracy_tolerance < 1,
+                 f'serving.accuracy_tolerance must be in [0, 1), got {self.accuracy_tolerance}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +190,20 @@ class TfliteConfig:
     int8_tolerance: float = 0.015
     int8_max_size_ratio: float = 1 / 3
 
+    def validate(self) -> None:
+        """Raises ValueError naming the first nonsensical TFLite setting."""
+        unknown = [v for v in self.tflite_variants if v not in keys.TFLITE_VARIANTS]
+        _require(not unknown and len(set(self.tflite_variants)) == len(self.tflite_variants),
+                 f'tflite.tflite_variants must be distinct values of {keys.TFLITE_VARIANTS}, got {self.tflite_variants}')
+        for name in ('representative_examples', 'tflite_eval_examples', 'tflite_latency_calls'):
+            value = getattr(self, name)
+            _require(value >= 1, f'tflite.{name} must be >= 1, got {value}')
+        for name in ('float32_tolerance', 'float16_tolerance', 'int8_tolerance'):
+            value = getattr(self, name)
+            _require(0.0 <= value < 1.0, f'tflite.{name} must be in [0, 1), got {value}')
+        _require(0.0 < self.int8_max_size_ratio <= 1.0,
+                 f'tflite.int8_max_size_ratio must be in (0, 1], got {self.int8_max_size_ratio}')
+
     @property
     def tolerances(self) -> Tuple[float, float, float]:
         """Per variant, in `modules.keys.TFLITE_VARIANTS` order."""
@@ -164,6 +221,14 @@ class TuningConfig:
     trial_epochs: int = 6
     trial_steps_per_epoch: Optional[int] = None
 
+    def validate(self) -> None:
+        """Raises ValueError naming the first nonsensical search setting."""
+        for name in ('max_trials', 'trial_epochs'):
+            value = getattr(self, name)
+            _require(value >= 1, f'tuning.{name} must be >= 1, got {value}')
+        _require(self.trial_steps_per_epoch is None or self.trial_steps_per_epoch >= 1,
+                 f'tuning.trial_steps_per_epoch must be None or >= 1, got {self.trial_steps_per_epoch}')
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
@@ -178,100 +243,22 @@ class PipelineConfig:
     tuning: TuningConfig = TuningConfig()
 
     def validate(self) -> 'PipelineConfig':
-        """Raises ValueError naming the first nonsensical setting; returns self for chaining."""
+        """Raises ValueError naming the first nonsensical setting; returns self for chaining.
+
+        Each section validates itself; what is checked here spans sections."""
         _check(self.name.replace('-', '').replace('_', '').isalnum(), f'name {self.name!r} must be alphanumeric, - or _')
-        data, training, evaluation = self.data, self.training, self.evaluation
-        _check(bool(data.dataset_name), 'data.dataset must name a TFDS dataset')
-        _check(data.train_split != '' and data.eval_split != '', 'data.train_split and data.eval_split must be set')
-        _check(0.0 <= data.max_skipped_fraction < 1.0,
-               f'data.max_skipped_fraction must be in [0, 1), got {data.max_skipped_fraction}')
-        _check(data.anomalies in ANOMALY_ACTIONS,
-               f'data.anomalies must be one of {ANOMALY_ACTIONS}, got {data.anomalies!r}')
-        _check(0.0 < data.drift_threshold <= 1.0, f'data.drift_threshold must be in (0, 1], got {data.drift_threshold}')
-        _check(data.image_size in IMAGE_SIZES, f'data.image_size must be a multiple of 32 in 96..512, got {data.image_size}')
-        _check(data.source_layout in SOURCE_LAYOUTS,
-               f'data.source_layout must be one of {SOURCE_LAYOUTS}, got {data.source_layout!r}')
-        _check(0.0 < data.eval_fraction < 1.0, f'data.eval_fraction must be in (0, 1), got {data.eval_fraction}')
-        if data.sample is not None:
-            _check(data.sample.num_train >= 1 and data.sample.num_test >= 1, 'data.sample needs >= 1 train and test image')
-            _check(data.dataset_name == 'oxford_iiit_pet', 'data.sample generates Oxford-IIIT Pet data only')
-            _check(data.sample.classes == 0 or 2 <= data.sample.classes <= 9,
-                   f'data.sample.classes must be 0 (pets) or 2..9 kinds of shapes, got {data.sample.classes}')
-            _check(data.sample.layout in SAMPLE_LAYOUTS,
-                   f'data.sample.layout must be one of {SAMPLE_LAYOUTS}, got {data.sample.layout!r}')
-        for name in ('epochs', 'batch_size', 'shuffle_buffer'):
-            value = getattr(training, name)
-            _check(value >= 1, f'training.{name} must be >= 1, got {value}')
-        _check(training.seed >= 0, f'training.seed must be >= 0, got {training.seed}')
-        _check(0.0 < training.learning_rate < 1.0, f'training.learning_rate must be in (0, 1), got {training.learning_rate}')
-        _check(0.0 <= training.dropout < 1.0, f'training.dropout must be in [0, 1), got {training.dropout}')
-        _check(training.batchnorm_momentum is None or 0.0 < training.batchnorm_momentum < 1.0,
-               f'training.batchnorm_momentum must be None or in (0, 1), got {training.batchnorm_momentum}')
-        _check(not (training.subpixel_upsampling and training.gemm_upsampling),
-               'training.subpixel_upsampling and training.gemm_upsampling are two forms of the same layers: choose one')
-        _check(not (training.subpixel_upsampling and training.split_skip_logits),
-               'training.subpixel_upsampling and training.split_skip_logits are two forms of the logits layer: '
-               'choose one')
-        weights = training.encoder_weights
-        _check(weights in ENCODER_WEIGHT_CHOICES or weights.endswith('.h5'),
-               f'training.encoder_weights must be one of {ENCODER_WEIGHT_CHOICES} or a path to a .h5 file, got {weights!r}')
+        for section in (self.data, self.training, self.evaluation, self.serving, self.tflite, self.tuning):
+            try:
+                section.validate()
+            except ValueError as e:
+                raise ValueError(f'Invalid pipeline config: {e}') from None
+        data, training = self.data, self.training
         if training.class_weights is not None and (data.class_description or data.classes in (None, *classes_lib.BUILT_IN)):
             names = data.description.names
-            _check(len(training.class_weights) == len(names) and all(w > 0 for w in training.class_weights),
+            _check(len(training.class_weights) == len(names),
                    f'training.class_weights needs {len(names)} positive values ({", ".join(names)}), '
                    f'got {training.class_weights}')
-        for name in ('augment_scale', 'augment_rotation', 'augment_shift', 'augment_color', 'augment_strength'):
-            value = getattr(training, name)
-            _check(value >= 0, f'training.{name} must be >= 0, got {value}')
-        _check(training.augment_shift * training.augment_strength < 1,
-               'training.augment_shift x augment_strength must be < 1 (a fraction of the side)')
-        _check(training.lr_schedule in hparams.LR_SCHEDULES,
-               f'training.lr_schedule must be one of {hparams.LR_SCHEDULES}, got {training.lr_schedule!r}')
-        _check(0 <= training.warmup_epochs < training.epochs,
-               f'training.warmup_epochs must be in [0, epochs), got {training.warmup_epochs}')
-        _check(0.0 <= training.validation_split <= 0.5,
-               f'training.validation_split must be in [0, 0.5], got {training.validation_split}')
-        if training.early_stopping_patience is not None:
-            _check(training.early_stopping_patience >= 1,
-                   f'training.early_stopping_patience must be None or >= 1, got {training.early_stopping_patience}')
-            _check(training.validation_split > 0, 'training.early_stopping_patience needs training.validation_split > 0, '
-                   'so that choosing the best epoch never looks at the eval split the Evaluator blesses on')
-        for name in ('steps_per_epoch', 'validation_steps'):
-            value = getattr(training, name)
-            _check(value is None or value >= 1, f'training.{name} must be None or >= 1, got {value}')
-        for name in ('min_pixel_accuracy', 'min_mean_iou'):
-            value = getattr(evaluation, name)
-            _check(0.0 <= value <= 1.0, f'evaluation.{name} must be in [0, 1], got {value}')
-        _check(evaluation.max_regression >= 0.0, f'evaluation.max_regression must be >= 0, got {evaluation.max_regression}')
-        serving = self.serving
-        _check(serving.validator in SERVING_VALIDATORS,
-               f'serving.validator must be one of {SERVING_VALIDATORS}, got {serving.validator!r}')
-        for name in ('max_examples', 'latency_calls', 'timeout_s'):
-            value = getattr(serving, name)
-            _check(value >= 1, f'serving.{name} must be >= 1, got {value}')
-        _check(serving.latency_calls >= 50, f'serving.latency_calls must be >= 50 for a p99, got {serving.latency_calls}')
-        _check(serving.latency_budget_ms > 0, f'serving.latency_budget_ms must be > 0, got {serving.latency_budget_ms}')
-        _check(0 <= serving.accuracy_tolerance < 1,
-               f'serving.accuracy_tolerance must be in [0, 1), got {serving.accuracy_tolerance}')
-        edge = self.tflite
-        unknown = [v for v in edge.tflite_variants if v not in keys.TFLITE_VARIANTS]
-        _check(not unknown and len(set(edge.tflite_variants)) == len(edge.tflite_variants),
-               f'tflite.tflite_variants must be distinct values of {keys.TFLITE_VARIANTS}, got {edge.tflite_variants}')
-        for name in ('representative_examples', 'tflite_eval_examples', 'tflite_latency_calls'):
-            value = getattr(edge, name)
-            _check(value >= 1, f'tflite.{name} must be >= 1, got {value}')
-        for name in ('float32_tolerance', 'float16_tolerance', 'int8_tolerance'):
-            value = getattr(edge, name)
-            _check(0.0 <= value < 1.0, f'tflite.{name} must be in [0, 1), got {value}')
-        _check(0.0 < edge.int8_max_size_ratio <= 1.0,
-               f'tflite.int8_max_size_ratio must be in (0, 1], got {edge.int8_max_size_ratio}')
-        tuning = self.tuning
-        for name in ('max_trials', 'trial_epochs'):
-            value = getattr(tuning, name)
-            _check(value >= 1, f'tuning.{name} must be >= 1, got {value}')
-        _check(tuning.trial_steps_per_epoch is None or tuning.trial_steps_per_epoch >= 1,
-               f'tuning.trial_steps_per_epoch must be None or >= 1, got {tuning.trial_steps_per_epoch}')
-        if tuning.tune:
+        if self.tuning.tune:
             _check(training.validation_split > 0, 'tuning.tune needs training.validation_split > 0: trials are '
                    'scored on held-out training examples, never on the eval split the Evaluator blesses on')
         return self
@@ -337,6 +324,9 @@ def _field_names(cls) -> set:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(f'Invalid pipeline config: {message}')
+
+
+_require = hparams.require
 
 
 PRESETS: Dict[str, PipelineConfig] = {

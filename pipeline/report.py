@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
-from modules import classes, keys, paths, signatures, visualize
+from modules import classes, hparams, keys, paths, signatures, visualize
 from pipeline import run_summary
 from pipeline.config import PipelineConfig
 
@@ -67,16 +67,17 @@ def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures:
               shown: List[str] = ()) -> str:
     data = config.data
     # What the model was trained with: the Trainer's record (the Tuner's values applied), else the config.
-    trained = run_summary.read_trained_settings(summary.model_run_uri) if summary.model_run_uri else {}
+    trained = dict(run_summary.read_trained_settings(summary.model_run_uri)) if summary.model_run_uri else {}
+    decided = trained.pop(hparams.DECIDED_KEY, {})
     source = data.source_dir or data.data_dir or 'TFDS default data dir'
     lines = [f'# petseg run {summary.run_id}', '',
              '## Data', '',
              f'- dataset: `{data.dataset}` from `{source}`',
              f'- splits: train = `{data.train_split}`, eval = `{data.eval_split}`',
              f'- examples: {", ".join(f"{k} {v}" for k, v in sorted(summary.num_examples.items())) or "n/a"}', '',
-             '## Training settings' + (' (as trained)' if trained else ''), '',
-             '| setting | value |', '|---|---|']
-    lines += [f'| {k} | {v} |' for k, v in (trained or dataclasses.asdict(config.training)).items()]
+             '## Training settings' + (' (in effect)' if trained else ' (configured)'), '',
+             '| setting | value | decided by the Trainer, because |', '|---|---|---|']
+    lines += [f'| {k} | {v} | {decided.get(k, "")} |' for k, v in (trained or dataclasses.asdict(config.training)).items()]
     lines += ['', '## Components', '', '| component | state | seconds |', '|---|---|---|']
     lines += [f'| {c.node_id} | {c.state} | {c.seconds:.1f} |' for c in summary.components]
     lines += ['', '## Evaluation (eval split)', '', run_summary.format_table(summary), '']

@@ -19,7 +19,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import tfma_results
 from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
-from modules.train import HISTORY_FILE, TRAINED_SETTINGS_FILE
+from modules.hparams import HISTORY_FILE, TRAINED_SETTINGS_FILE
 from pipeline import node_ids
 from pipeline.eval_config import GATED_METRICS
 

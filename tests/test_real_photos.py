@@ -77,7 +77,11 @@ def test_the_report_shows_predictions_on_real_photos(real_run, real_pets):
         real_test_photos = {line.split(' ')[0] + '.jpg' for line in f if line.strip()}
     assert len(shown) == 6 and set(shown) <= real_test_photos, shown
     assert os.path.exists(os.path.join(os.path.dirname(report), 'eval_predictions.png'))
-    assert '## Training settings (as trained)' in text
+    assert '## Training settings (in effect)' in text
+    # What the Trainer decided, not the raw settings: random encoder weights are trained, the layer forms chosen.
+    assert '| train_encoder | True | random encoder weights are always trained |' in text
+    assert '| split_skip_logits | True | on unless subpixel_upsampling' in text
+    assert '| gemm_upsampling | None' not in text and '| mixed_bfloat16 | None' not in text
     assert os.path.exists(os.path.join(summary.model_run_uri, train.TRAINED_SETTINGS_FILE))
 
 

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from components.tfds_example_gen import sample_data
-from modules import batch_predict, beam_args
+from modules import batch_predict, beam_args, classes
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,15 @@ DATAFLOW = {'dataflow_project': 'my-project', 'dataflow_region': 'europe-west4',
 DATAFLOW_FLAGS = [part for flag, value in DATAFLOW.items() for part in (f'--{flag}', value)]
 
 
-def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder):
+def _model_classes_only(tmp_path):
+    # The launcher reads the model's classes to name shares.csv's columns; Dataflow's dry run opens nothing else.
+    model = str(tmp_path / 'model')
+    classes.write_to_model(model, classes.OXFORD_IIIT_PET, classes.DEFAULT_IMAGE_SIZE)
+    open(os.path.join(model, 'saved_model.pb'), 'wb').close()  # never loaded in a dry run
+    return model
+
+
+def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder, tmp_path):
     # Beam's dry run builds the Dataflow job (every step's function pickled into the portable pipeline) and
     # stops before staging or submitting it: no cloud is reached.
     images, _ = batch_predict.list_inputs([photo_folder])
@@ -102,8 +110,8 @@ def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder)
         beam_args.dataflow_beam_args(project=DATAFLOW['dataflow_project'], region=DATAFLOW['dataflow_region'],
                                      temp_location=DATAFLOW['temp_location'], image=DATAFLOW['image'])
         + ['--dry_run=True']))
-    batch_predict.build_pipeline(pipeline, images, ['gs://bucket/records/eval.tfrecord.gz'], 'gs://bucket/model/1',
-                                 'gs://bucket/out')
+    batch_predict.build_pipeline(pipeline, images, ['gs://bucket/records/eval.tfrecord.gz'],
+                                 _model_classes_only(tmp_path), 'gs://bucket/out')
     result = pipeline.run()
     assert result.job.proto.type.name == 'JOB_TYPE_BATCH'
     proto = pipeline.runner.proto_pipeline
@@ -115,10 +123,10 @@ def test_the_dataflow_form_compiles_to_a_job_on_the_pipeline_image(photo_folder)
 
 
 def test_the_command_line_sends_the_job_to_dataflow_only_with_all_four_flags(photo_folder, tmp_path, capsys):
-    # Locally the model path below could not be read; Dataflow's dry run never opens it.
-    argv = ['--inputs', photo_folder, '--model', 'gs://bucket/model/1', '--output_dir', str(tmp_path)]
+    model = _model_classes_only(tmp_path)
+    argv = ['--inputs', photo_folder, '--model', model, '--output_dir', str(tmp_path / 'out')]
     assert batch_predict.main(argv + DATAFLOW_FLAGS + ['--dry_run=True']) == 0
-    assert 'Model: gs://bucket/model/1' in capsys.readouterr().out
+    assert f'Model: {model}' in capsys.readouterr().out
     with pytest.raises(SystemExit):
         batch_predict.main(argv + DATAFLOW_FLAGS[:4])
     assert 'Dataflow needs --dataflow_project, --dataflow_region, --temp_location and --image' in capsys.readouterr().err

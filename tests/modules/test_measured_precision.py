@@ -16,8 +16,8 @@ from tests.scenario import train_in_process
 
 pytestmark = pytest.mark.e2e
 
-UNSETTLED_HARDWARE = """from modules import model
-model.native_bfloat16 = lambda cpu_flags=None: None"""
+UNSETTLED_HARDWARE = """from modules import precision
+precision.native_bfloat16 = lambda cpu_flags=None: None"""
 
 
 def test_the_trainer_measures_the_precision_trains_in_it_and_records_it(scenario, tmp_path):
@@ -31,4 +31,7 @@ def test_the_trainer_measures_the_precision_trains_in_it_and_records_it(scenario
     assert f'Training computes in {measured.group(1)}' in output
     trained = json.load(open(os.path.join(args['run'], train.TRAINED_SETTINGS_FILE)))
     assert trained['mixed_bfloat16'] is mixed, 'training.json records the precision used, not None'
+    assert trained['decided']['mixed_bfloat16'].startswith('measured'), trained['decided']
+    assert trained['train_encoder'] is True and 'always trained' in trained['decided']['train_encoder']
+    assert output.count('Precision measured') == 1, 'decided once'
     assert 'EPOCHS 1' in output and os.path.isdir(args['serving'])

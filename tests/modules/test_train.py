@@ -13,14 +13,14 @@ from modules import classes, hparams, model as model_lib, precision, train
 
 @pytest.mark.parametrize('setting', [True, False])
 def test_an_explicit_precision_wins_over_the_hardware(setting, monkeypatch):
-    monkeypatch.setattr(model_lib, 'native_bfloat16', lambda: not setting)
+    monkeypatch.setattr(precision, 'native_bfloat16', lambda: not setting)
     training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=setting)
     assert train.use_mixed_bfloat16(training) is setting
 
 
 @pytest.mark.parametrize('native', [True, False])
 def test_unset_precision_follows_the_hardware(native, monkeypatch):
-    monkeypatch.setattr(model_lib, 'native_bfloat16', lambda: native)
+    monkeypatch.setattr(precision, 'native_bfloat16', lambda: native)
     assert train.use_mixed_bfloat16(hparams.TrainingConfig()) is native
 
 
@@ -30,12 +30,12 @@ def test_unset_precision_follows_the_hardware(native, monkeypatch):
     (['fpu', 'avx', 'avx2', 'fma'], False),                       # no bfloat16 in hardware
 ])
 def test_native_bfloat16_reads_cpu_flags(flags, native):
-    assert model_lib.native_bfloat16(cpu_flags=flags) is native
+    assert precision.native_bfloat16(cpu_flags=flags) is native
 
 
 def test_an_unsettled_cpu_trains_in_the_precision_its_measurement_picks(monkeypatch):
     # AVX512-BF16 without AMX: native_bfloat16 says neither; the real models of both precisions are measured.
-    monkeypatch.setattr(model_lib, 'native_bfloat16', lambda: None)
+    monkeypatch.setattr(precision, 'native_bfloat16', lambda: None)
     built = []
 
     def measured(build, batch_size):
@@ -56,7 +56,7 @@ def test_an_unsettled_cpu_trains_in_the_precision_its_measurement_picks(monkeypa
 
 @pytest.mark.slow
 def test_measuring_the_unet_agrees_with_the_hardware_where_it_settles_the_precision():
-    native = model_lib.native_bfloat16()
+    native = precision.native_bfloat16()
     if native is None:
         pytest.skip('AVX512-BF16 without AMX: the measurement is the only judge here')
     training = dataclasses.replace(hparams.TrainingConfig(), batch_size=8)
@@ -73,8 +73,11 @@ def test_measuring_the_unet_agrees_with_the_hardware_where_it_settles_the_precis
     (True, False, False, False),
 ])
 def test_gemm_upsampling_follows_the_precision_unless_configured(mixed, subpixel, configured, used):
-    training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, gemm_upsampling=configured)
-    assert train.use_gemm_upsampling(training, mixed) is used
+    training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, gemm_upsampling=configured,
+                                   mixed_bfloat16=mixed)
+    effective, decided = train.effective_settings(training)
+    assert effective.gemm_upsampling is used and ('gemm_upsampling' in decided) is (configured is None)
+    assert train.effective_settings(effective) == (effective, {}), 'deciding again changes nothing'
 
 
 @pytest.mark.parametrize('subpixel, configured, used', [
@@ -84,7 +87,7 @@ def test_gemm_upsampling_follows_the_precision_unless_configured(mixed, subpixel
 ])
 def test_split_skip_logits_is_on_unless_configured_or_the_subpixel_form_is_asked_for(subpixel, configured, used):
     training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, split_skip_logits=configured)
-    assert train.use_split_skip_logits(training) is used
+    assert train.effective_settings(training)[0].split_skip_logits is used
     logits = train.build_model(dataclasses.replace(training, mixed_bfloat16=False)).get_layer('logits')
     assert isinstance(logits, model_lib.SplitSkipConv2DTranspose) is used
 

@@ -21,7 +21,6 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from components.tfds_example_gen import sample_shapes
 from modules import batch_predict, classes, keys, paths, signatures

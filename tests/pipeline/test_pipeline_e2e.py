@@ -194,7 +194,8 @@ def test_every_bad_request_gives_a_valid_mask_or_a_clean_error(served, case):
         assert case.expect in (requests.ERROR, requests.EITHER), f'{case.name} must give a mask ({case.why})'
         return
     assert case.expect in (requests.MASK, requests.EITHER), f'{case.name} must fail ({case.why}), not succeed silently'
-    assert probe.mask_problem(outputs, len(case.images)) is None
+    assert probe.mask_problem(outputs, len(case.images), classes.DEFAULT_IMAGE_SIZE,
+                              classes.OXFORD_IIIT_PET.num_classes) is None
 
 
 @pytest.mark.parametrize('width, height', [(500, 375), (375, 500), (1000, 200), (64, 64), (33, 257)])

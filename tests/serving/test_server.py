@@ -112,6 +112,7 @@ def test_full_size_signature_and_an_older_version(server):
 
 @pytest.mark.parametrize('body, message', [
     (b'{not json', 'the body is not JSON'),
+    (b'[' * 100_000 + b']' * 100_000, 'the body is not JSON (depth limit exceeded'),
     ({'signature_name': 'serving_default'}, 'exactly one of "instances"'),
     ({'instances': [{'b64': '%%%'}]}, 'instance 0: bad base64'),
     ({'instances': [{'b64': base64.b64encode(b'plain text').decode()}]}, 'instance 0: not an image'),

@@ -33,7 +33,7 @@ _HELP = {
     'data.image_size': "the model's input side in pixels: 96..512 in steps of 32",
     'data.source_layout': "how --source_dir is laid out: auto (detected), oxford, folders, voc",
     'data.eval_fraction': 'the share of a folders source without split lists that becomes the eval split',
-    'data.train_split': 'the TFDS split (or slice, e.g. train[:90%]) that becomes the train split',
+    'data.train_split': 'the TFDS split (or slice, e.g. train[:90%%]) that becomes the train split',
     'data.eval_split': 'the TFDS split (or slice) that becomes the eval split the Evaluator blesses on',
     'data.image_feature': "the dataset's image feature, renamed to 'image'",
     'data.mask_feature': "the dataset's segmentation-mask feature, renamed to 'segmentation_mask'",

@@ -17,3 +17,8 @@ def test_every_settings_flag_and_runner_flag_is_on_the_page():
     for name in ('--output_dir', '--direct_num_workers', '--no_cache', '--wait', '--preset'):
         assert f'`{name}' in rendered
     assert 'dotted' not in rendered and '| data.' not in rendered, 'every setting has words, not its dotted name'
+
+
+def test_help_formats_every_settings_text():
+    # argparse formats help with %: a bare % in a text breaks --help.
+    assert 'train[:90%]' in local_runner.build_parser().format_help()

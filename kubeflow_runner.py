@@ -28,6 +28,7 @@ warnings.filterwarnings('ignore', message='You are using a non-supported Python 
 
 from tfx import v1 as tfx  # noqa: E402
 
+from modules import cli  # noqa: E402
 from pipeline import data_source, flags, platform  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
@@ -64,20 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument('--region', help='GCP region, e.g. us-central1 (same cases as --project)')
     cloud.add_argument('--beam_runner', choices=('direct', 'dataflow'), default='direct',
                        help='Beam runner of ExampleGen/StatisticsGen/Transform/Evaluator (default: direct, in the pod)')
-    cloud.add_argument('--direct_num_workers', type=flags.non_negative_int, default=0,
+    cloud.add_argument('--direct_num_workers', type=cli.non_negative_int, default=0,
                        help='DirectRunner worker processes in the pod (default: 0, one per core)')
     cloud.add_argument('--dataflow_temp_location', help='gs:// temp dir for Dataflow')
     cloud.add_argument('--dataflow_machine_type', default=_DATAFLOW_DEFAULTS['machine_type'],
                        help=f"Dataflow worker type (default: {_DATAFLOW_DEFAULTS['machine_type']})")
-    cloud.add_argument('--dataflow_max_workers', type=flags.positive_int, default=_DATAFLOW_DEFAULTS['max_num_workers'],
+    cloud.add_argument('--dataflow_max_workers', type=cli.positive_int, default=_DATAFLOW_DEFAULTS['max_num_workers'],
                        help=f"Dataflow autoscaling cap (default: {_DATAFLOW_DEFAULTS['max_num_workers']})")
     cloud.add_argument('--vertex_training', action='store_true', help='run the Trainer as a Vertex AI custom job')
     machine = flags.dataclass_default(platform.VertexOptions, 'training_machine_type')
     cloud.add_argument('--training_machine_type', default=machine, help=f'Vertex training machine (default: {machine})')
     cloud.add_argument('--gpu_type', help='Vertex training accelerator, e.g. NVIDIA_TESLA_T4 (with --vertex_training)')
-    cloud.add_argument('--gpu_count', type=flags.positive_int, default=1,
+    cloud.add_argument('--gpu_count', type=cli.positive_int, default=1,
                        help='accelerators per training machine (default: 1)')
-    cloud.add_argument('--training_workers', type=flags.non_negative_int, default=0,
+    cloud.add_argument('--training_workers', type=cli.non_negative_int, default=0,
                        help='Vertex training workers beside the chief (default: 0); >0 trains with '
                             'MultiWorkerMirroredStrategy, batch_size per replica')
     cloud.add_argument('--endpoint', help='deploy blessed models to this Vertex endpoint instead of --serving_dir')

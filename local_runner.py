@@ -28,14 +28,16 @@ warnings.filterwarnings('ignore', message='You are using a non-supported Python 
 
 # Light imports only: TensorFlow, TFX and Beam are imported inside the run's console, so that what they
 # print while loading goes to the log file rather than the terminal.
-from pipeline import console as console_lib, flags, run_lock  # noqa: E402
+from modules import cli  # noqa: E402
+from pipeline import flags  # noqa: E402
+from pipeline.local import console as console_lib, run_lock  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--output_dir', default='outputs', help='root of all outputs (default: ./outputs)')
-    parser.add_argument('--direct_num_workers', type=flags.positive_int, default=1,
+    parser.add_argument('--direct_num_workers', type=cli.positive_int, default=1,
                         help='Beam DirectRunner workers; >1 runs them as processes (default: 1)')
     parser.add_argument('--no_cache', action='store_true', help='rerun every component even if nothing changed')
     parser.add_argument('--verbose', action='store_true', help='show the full TensorFlow/TFX/Beam log on the console')
@@ -56,7 +58,7 @@ def config_from_args(argv: Optional[Sequence[str]] = None):
 
 
 def _print_outputs(console: console_lib.RunConsole, config: PipelineConfig, run_dir: str) -> None:
-    from pipeline import report, run_summary
+    from pipeline.local import report, run_summary
     summary = run_summary.read_run_summary(os.path.join(run_dir, 'metadata.db'), config.name)
     report_dir = os.path.join(run_dir, 'runs', summary.run_id.replace(':', '-'))
     summary_path = run_summary.write_summary(summary, report_dir)
@@ -96,7 +98,7 @@ def run(config: PipelineConfig, output_dir: str, *, direct_num_workers: int = 1,
         print(f'Not started: {e}', file=sys.stderr)
         return 1
     def describe(node: str):
-        from pipeline import run_summary
+        from pipeline.local import run_summary
         return run_summary.describe_node(metadata_path, config.name, node)
 
     with lock, console_lib.RunConsole(log_path, describe, verbose=verbose) as console:

@@ -42,8 +42,9 @@ import tf_keras as keras  # noqa: E402
 from bench import measure, quality, results_file, timing, tutorial_baseline  # noqa: E402
 from bench.results_file import RESULTS_DIR, ROOT  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
-from modules import classes, data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
-from pipeline import config as config_lib, flags, node_ids, platform, run_summary  # noqa: E402
+from modules import classes, cli, data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
+from pipeline import config as config_lib, flags, node_ids, platform  # noqa: E402
+from pipeline.local import run_summary  # noqa: E402
 from pipeline.eval_config import build_eval_config  # noqa: E402
 
 SERVING_SIZES = ((500, 375), (250, 188), (1000, 750))
@@ -61,15 +62,15 @@ DEFAULT_SECTIONS = ('speed', 'preprocessing', 'serving', 'evaluation', 'flops', 
 def _add_bench_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(DEFAULT_SECTIONS),
                         help='what to measure after the end-to-end run (default: all but ablation; flops needs speed)')
-    parser.add_argument('--ablation_variants', type=flags.positive_int,
+    parser.add_argument('--ablation_variants', type=cli.positive_int,
                         help='train only the first N ablation variants (default: all)')
-    parser.add_argument('--ablation_epochs', type=flags.positive_int,
+    parser.add_argument('--ablation_epochs', type=cli.positive_int,
                         help="epochs of each ablation variant (default: the end-to-end run's)")
     parser.add_argument('--timed_steps', type=int, default=16,
                         help='after the epochs, steps per training side timed one at a time in turn (default 16; 0: none)')
-    parser.add_argument('--num_train', type=flags.positive_int, default=480, help='generated training images (default 480)')
-    parser.add_argument('--num_test', type=flags.positive_int, default=120, help='generated eval images (default 120)')
-    parser.add_argument('--pipeline_epochs', type=flags.positive_int,
+    parser.add_argument('--num_train', type=cli.positive_int, default=480, help='generated training images (default 480)')
+    parser.add_argument('--num_test', type=cli.positive_int, default=120, help='generated eval images (default 120)')
+    parser.add_argument('--pipeline_epochs', type=cli.positive_int,
                         help="epochs of the end-to-end run (default: the preset's)")
     parser.add_argument('--work_dir', default=os.path.join(ROOT, 'outputs', 'bench'), help='scratch (default outputs/bench)')
     parser.add_argument('--results_dir', default=RESULTS_DIR, help='where results go (default bench/results)')

@@ -24,7 +24,7 @@ import numpy as np
 from bench import results_file
 from bench.results_file import RESULTS_DIR, ROOT
 from components.serving_check import requests
-from pipeline import flags
+from modules import cli
 
 
 def _free_port() -> int:
@@ -74,9 +74,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_root', default=os.path.join(ROOT, 'outputs', 'petseg', 'serving_model'),
                         help='serving root with pushed versions (default: outputs/petseg/serving_model)')
-    parser.add_argument('--clients', type=flags.positive_int, default=4, help='concurrent clients (default 4)')
-    parser.add_argument('--requests', type=flags.positive_int, default=500, help='requests per client (default 500)')
-    parser.add_argument('--max_concurrency', type=flags.positive_int, default=2,
+    parser.add_argument('--clients', type=cli.positive_int, default=4, help='concurrent clients (default 4)')
+    parser.add_argument('--requests', type=cli.positive_int, default=500, help='requests per client (default 500)')
+    parser.add_argument('--max_concurrency', type=cli.positive_int, default=2,
                         help="the server's model calls at once (default 2, this machine's cores)")
     parser.add_argument('--results_dir', default=RESULTS_DIR, help='where results go (default bench/results)')
     args = parser.parse_args(argv)

@@ -5,11 +5,11 @@
 
 - `gemm`: one matrix multiply of the input with all nine kernel taps, then a shift-and-add of the tap outputs
   into the four output phases (`depth_to_space`): the same FLOPs as `Conv2DTranspose`, all in one GEMM
-  (`modules.model.GemmConv2DTranspose`, which `gemm_upsampling` puts on the decoder's 4x4 and 8x8 inputs).
+  (`modules.layers.GemmConv2DTranspose`, which `gemm_upsampling` puts on the decoder's 4x4 and 8x8 inputs).
 - `split_skip`: a layer that takes [decoder features, skip connection] convolves each part with its slice of
   the kernel and adds, instead of convolving their concatenation; with a frozen encoder the skip part needs
   no input gradient, so ~16% of the decoder's convolution FLOPs are never computed
-  (`modules.model.SplitSkipConv2DTranspose`, which `split_skip_logits` puts on the logits layer).
+  (`modules.layers.SplitSkipConv2DTranspose`, which `split_skip_logits` puts on the logits layer).
 
 Each is timed per layer of the U-Net (forward, input gradient of the decoder part, kernel gradient; batch 64)
 in turn with the stock layer, on the shapes `run_fn`'s model has. Writes `bench/results/upsample-rewrites-<date>`
@@ -29,17 +29,17 @@ import tf_keras as keras  # noqa: E402
 
 from bench import results_file, timing  # noqa: E402
 from bench.results_file import RESULTS_DIR  # noqa: E402
-from modules import model as model_lib  # noqa: E402
+from modules import layers as rewrites, model as model_lib  # noqa: E402
 
 
 # Conv2DTranspose(kernel 3, stride 2, 'same', no bias) as Keras computes it; kernel [3, 3, out, in].
-stock = model_lib.stock_conv2d_transpose
+stock = rewrites.stock_conv2d_transpose
 
 # The same function as `stock`: one GEMM over the nine taps, a shift-and-add into the output phases.
-gemm = model_lib.gemm_conv2d_transpose
+gemm = rewrites.gemm_conv2d_transpose
 
 # `stock` of the concatenation [decoder, skip], as the sum of each part's convolution with its slice.
-split_skip = model_lib.split_skip_conv2d_transpose
+split_skip = rewrites.split_skip_conv2d_transpose
 
 
 def decoder_shapes(image_size: int = 128) -> List[Dict]:

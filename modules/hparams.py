@@ -15,7 +15,7 @@ ENCODER_WEIGHT_CHOICES = ('imagenet', 'none')  # or a local .h5 file
 # What the Tuner searches (modules/tune.py); each is a TrainingConfig field, so its best values replace the
 # configured ones in the Trainer.
 TUNABLE = ('learning_rate', 'dropout', 'batchnorm_momentum', 'augment_strength')
-# run_fn logs one record per epoch to this logger; a runner's console shows it (see pipeline/console.py).
+# run_fn logs one record per epoch to this logger; a runner's console shows it (see pipeline/local/console.py).
 PROGRESS_LOGGER = 'petseg.progress'
 # What run_fn writes beside TensorBoard's logs: the per-epoch metrics, and the settings in effect (the Tuner's
 # values applied, what the Trainer decided filled in) with why each decided one was decided so (`DECIDED_KEY`).
@@ -46,15 +46,15 @@ class TrainingConfig:
     mixed_bfloat16: Optional[bool] = None
     jit_compile: bool = False
     # Compute each stride-2 Conv2DTranspose as a 2x2 convolution + depth_to_space (the same function and
-    # weights; see modules.model.SubPixelConv2DTranspose). Off unless the benchmark shows it faster.
+    # weights; see modules.layers.SubPixelConv2DTranspose). Off unless the benchmark shows it faster.
     subpixel_upsampling: bool = False
     # Compute the transposed convolutions of the decoder's 4x4 and 8x8 inputs as one matrix multiply over the
-    # nine kernel taps (the same function and weights; modules.model.GemmConv2DTranspose). None: under mixed
+    # nine kernel taps (the same function and weights; modules.layers.GemmConv2DTranspose). None: under mixed
     # bfloat16, where it measured faster (AMX); the stock layer in float32, where it measured no faster.
     gemm_upsampling: Optional[bool] = None
     # Compute the logits layer from the last decoder block's output and the first skip taken apart (each part's
     # transposed convolution with its slice of the kernel, summed) instead of their concatenation: the same
-    # function and weights (modules.model.SplitSkipConv2DTranspose); with a frozen encoder the skip part needs no
+    # function and weights (modules.layers.SplitSkipConv2DTranspose); with a frozen encoder the skip part needs no
     # input gradient. None: on unless subpixel_upsampling (which computes the logits layer its own way).
     split_skip_logits: Optional[bool] = None
     class_weights: Optional[Tuple[float, ...]] = None

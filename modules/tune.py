@@ -8,7 +8,7 @@ KerasTuner 1.4 imports Keras 3 (`import keras`), while this stack trains with `t
 stock tuners would call `fit` on our Keras 2 model with Keras 3 callbacks. So `PetsegTuner` keeps KerasTuner
 for what it is good at (oracle, trial bookkeeping, resumable state under the Tuner's working directory) and
 overrides `run_trial` to train each trial with the Trainer's own code (`train.build_model`, `train.datasets`,
-`train.training_callbacks`). A trial scores the best validation mean IoU on the part of the training split
+`callbacks.training_callbacks`). A trial scores the best validation mean IoU on the part of the training split
 held out by `validation_split`; the eval split, which blesses the model, is never looked at.
 """
 
@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
-from modules import classes, hparams, train
+from modules import callbacks, classes, hparams, train
 from modules.hparams import TrainingConfig
 
 TUNING_KEY = 'tuning'
@@ -63,7 +63,7 @@ class PetsegTuner(kt.Tuner):
                                                    self._transform_output, training.batch_size)
         history = model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
                             validation_data=validation, validation_steps=training.validation_steps,
-                            callbacks=train.training_callbacks(training), verbose=0)
+                            callbacks=callbacks.training_callbacks(training), verbose=0)
         best = max(history.history[OBJECTIVE])
         logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: best %s %.4f', trial.trial_id, OBJECTIVE, best)
         return {OBJECTIVE: best}

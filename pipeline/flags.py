@@ -201,20 +201,6 @@ def config_from_args(args: argparse.Namespace, parser: Optional[argparse.Argumen
         parser.error(str(e))
 
 
-def _bounded_int(minimum: int):
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be >= {minimum}, got {value}')
-        return value
-    parse.__name__ = 'int'
-    return parse
-
-
-positive_int = _bounded_int(1)
-non_negative_int = _bounded_int(0)
-
-
 def dataclass_default(cls, name: str) -> Any:
     """The default of field `name` of dataclass `cls`, so a flag's default is defined once."""
     return {field.name: field.default for field in dataclasses.fields(cls)}[name]

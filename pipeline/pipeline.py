@@ -97,6 +97,72 @@ def create_serving_validator(serving: ServingConfig, trainer: BaseNode, example_
     ).with_id(node_ids.SERVING_CHECK)
 
 
+def create_training_components(config: PipelineConfig, example_gen: BaseNode, schema_gen: BaseNode,
+                               example_validator: BaseNode, vertex: Optional[platform.VertexOptions],
+                               image: Optional[str]) -> List[BaseNode]:
+    """Transform -> [latest model resolver] -> [Tuner] -> Trainer, the Trainer gated by the ExampleValidator.
+
+    Args:
+      config: validated pipeline config.
+      example_gen: gives the examples.
+      schema_gen: gives the schema.
+      example_validator: training waits for it (and, with anomalies='fail', is stopped by it).
+      vertex: train on Vertex AI when it says so.
+      image: the pipeline's container image, for Vertex training jobs.
+
+    Returns:
+      The nodes, the Trainer last.
+    """
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs['examples'],
+        schema=schema_gen.outputs['schema'],
+        preprocessing_fn='modules.preprocessing.preprocessing_fn',
+        custom_config=config.to_transform_custom_config(),
+    )
+    nodes: List[BaseNode] = [transform]
+    base_model = None
+    if config.training.warm_start:
+        latest_model = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        ).with_id('latest_model_resolver')
+        nodes.append(latest_model)
+        base_model = latest_model.outputs['model']
+    hyperparameters = None
+    if config.tuning.tune:
+        tuner = tfx.components.Tuner(
+            tuner_fn='modules.tune.tuner_fn', examples=transform.outputs['transformed_examples'],
+            transform_graph=transform.outputs['transform_graph'], schema=schema_gen.outputs['schema'],
+            custom_config=config.to_tuner_custom_config()).with_id(node_ids.TUNER)
+        tuner.add_upstream_node(example_validator)
+        nodes.append(tuner)
+        hyperparameters = tuner.outputs['best_hyperparameters']
+    trainer = platform.make_trainer(
+        vertex, image, config.to_custom_config(),
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        base_model=base_model,
+        hyperparameters=hyperparameters,
+    )
+    # No data dependency, but training must wait for (and, with anomalies='fail', be stopped by) validation.
+    trainer.add_upstream_node(example_validator)
+    return nodes + [trainer]
+
+
+def create_tflite_export(config: PipelineConfig, trainer: BaseNode, transform: BaseNode) -> Optional[BaseNode]:
+    """The TFLite variants of the candidate, or None when `tflite.tflite_variants` is empty."""
+    edge = config.tflite
+    if not edge.tflite_variants:
+        return None
+    return TfliteExport(
+        model=trainer.outputs['model'], examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'], variants=edge.tflite_variants,
+        representative_examples=edge.representative_examples, max_eval_examples=edge.tflite_eval_examples,
+        latency_calls=edge.tflite_latency_calls, tolerances=edge.tolerances,
+        int8_max_size_ratio=edge.int8_max_size_ratio).with_id(node_ids.TFLITE_EXPORT)
+
+
 def create_pipeline(
     config: PipelineConfig,
     *,
@@ -126,40 +192,8 @@ def create_pipeline(
     config.validate()
     components = create_data_components(config)
     example_gen, _, schema_gen, example_validator, _ = components
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs['examples'],
-        schema=schema_gen.outputs['schema'],
-        preprocessing_fn='modules.preprocessing.preprocessing_fn',
-        custom_config=config.to_transform_custom_config(),
-    )
-    components.append(transform)
-    base_model = None
-    if config.training.warm_start:
-        latest_model = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        ).with_id('latest_model_resolver')
-        components.append(latest_model)
-        base_model = latest_model.outputs['model']
-    hyperparameters = None
-    if config.tuning.tune:
-        tuner = tfx.components.Tuner(
-            tuner_fn='modules.tune.tuner_fn', examples=transform.outputs['transformed_examples'],
-            transform_graph=transform.outputs['transform_graph'], schema=schema_gen.outputs['schema'],
-            custom_config=config.to_tuner_custom_config()).with_id(node_ids.TUNER)
-        tuner.add_upstream_node(example_validator)
-        components.append(tuner)
-        hyperparameters = tuner.outputs['best_hyperparameters']
-    trainer = platform.make_trainer(
-        vertex, image, config.to_custom_config(),
-        examples=transform.outputs['transformed_examples'],
-        transform_graph=transform.outputs['transform_graph'],
-        schema=schema_gen.outputs['schema'],
-        base_model=base_model,
-        hyperparameters=hyperparameters,
-    )
-    # No data dependency, but training must wait for (and, with anomalies='fail', be stopped by) validation.
-    trainer.add_upstream_node(example_validator)
+    training = create_training_components(config, example_gen, schema_gen, example_validator, vertex, image)
+    transform, trainer = training[0], training[-1]
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -174,22 +208,14 @@ def create_pipeline(
     )
     serving_validator = create_serving_validator(config.serving, trainer, example_gen, evaluator,
                                                  on_cluster=image is not None)
-    components += [trainer, baseline, evaluator, serving_validator]
-    tflite_models = None
-    if config.tflite.tflite_variants:
-        edge = config.tflite
-        tflite_export = TfliteExport(
-            model=trainer.outputs['model'], examples=transform.outputs['transformed_examples'],
-            transform_graph=transform.outputs['transform_graph'], variants=edge.tflite_variants,
-            representative_examples=edge.representative_examples, max_eval_examples=edge.tflite_eval_examples,
-            latency_calls=edge.tflite_latency_calls, tolerances=edge.tolerances,
-            int8_max_size_ratio=edge.int8_max_size_ratio).with_id(node_ids.TFLITE_EXPORT)
+    components += [*training, baseline, evaluator, serving_validator]
+    tflite_export = create_tflite_export(config, trainer, transform)
+    if tflite_export is not None:
         components.append(tflite_export)
-        tflite_models = tflite_export.outputs['tflite_models']
-    pusher = platform.make_pusher(vertex, serving_dir, model=trainer.outputs['model'],
-                                  model_blessing=evaluator.outputs['blessing'],
-                                  infra_blessing=serving_validator.outputs['blessing'], tflite_models=tflite_models)
-    components.append(pusher)
+    components.append(platform.make_pusher(
+        vertex, serving_dir, model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+        infra_blessing=serving_validator.outputs['blessing'],
+        tflite_models=tflite_export.outputs['tflite_models'] if tflite_export is not None else None))
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,

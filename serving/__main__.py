@@ -19,7 +19,7 @@ from typing import Optional, Sequence  # noqa: E402
 
 from aiohttp import web  # noqa: E402
 
-from pipeline import flags  # noqa: E402
+from modules import cli  # noqa: E402
 from serving import grpc_service  # noqa: E402
 from serving.models import ModelRepository  # noqa: E402
 from serving.rest import Server, make_app  # noqa: E402
@@ -30,15 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--model_root', required=True, help='serving root with numbered versions (what the Pusher writes)')
     parser.add_argument('--model_name', default='petseg', help='the name in /v1/models/<name> (default: petseg)')
     parser.add_argument('--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1)')
-    parser.add_argument('--port', type=flags.positive_int, default=8501, help='REST port (default: 8501, TF Serving\'s)')
-    parser.add_argument('--grpc_port', type=flags.positive_int,
+    parser.add_argument('--port', type=cli.positive_int, default=8501, help='REST port (default: 8501, TF Serving\'s)')
+    parser.add_argument('--grpc_port', type=cli.positive_int,
                         help="also serve TF Serving's gRPC PredictionService on this port (default: off; TF Serving uses 8500)")
     parser.add_argument('--poll_s', type=float, default=2.0, help='seconds between looks for new versions (default: 2)')
-    parser.add_argument('--keep_versions', type=flags.positive_int, default=3,
+    parser.add_argument('--keep_versions', type=cli.positive_int, default=3,
                         help='newest versions kept loaded and addressable (default: 3)')
-    parser.add_argument('--max_concurrency', type=flags.positive_int, default=2,
+    parser.add_argument('--max_concurrency', type=cli.positive_int, default=2,
                         help='model calls at once; more requests wait their turn (default: 2)')
-    parser.add_argument('--max_instances', type=flags.positive_int, default=32,
+    parser.add_argument('--max_instances', type=cli.positive_int, default=32,
                         help='instances one request may hold (default: 32)')
     parser.add_argument('--max_body_mb', type=float, default=32.0, help='largest request body in MB (default: 32)')
     return parser

@@ -24,7 +24,8 @@ from tfx import v1 as tfx
 
 from components.tfds_example_gen import sample_data
 from modules import hparams, paths
-from pipeline import config as config_lib, platform, run_summary
+from pipeline import config as config_lib, platform
+from pipeline.local import run_summary
 from pipeline.pipeline import create_pipeline
 
 

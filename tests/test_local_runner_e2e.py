@@ -14,7 +14,7 @@ import time
 import pytest
 
 from modules import paths
-from pipeline import run_lock, run_summary
+from pipeline.local import run_lock, run_summary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # ~7 min: a full smoke run plus two cached reruns
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

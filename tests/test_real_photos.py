@@ -20,7 +20,7 @@ import tensorflow as tf
 import numpy as np
 
 from modules import hparams, keys, paths, signatures, tflite, train
-from pipeline import run_summary
+from pipeline.local import run_summary
 
 pytestmark = pytest.mark.e2e
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from modules import paths
-from pipeline import run_summary
+from pipeline.local import run_summary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # ~6 min: two smoke runs with three epochs
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,7 +5,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from bench import step_profile
-from modules import model as model_lib, train
+from modules import layers, train
 
 
 def test_a_training_steps_convolutions_are_timed_and_counted(tmp_path):
@@ -54,7 +54,7 @@ def test_transposed_convolutions_are_timed_alone_with_their_flops():
 
 def test_a_split_skip_layer_is_timed_with_the_input_gradient_of_its_decoder_part_only():
     decoder, skip = keras.Input((4, 4, 6)), keras.Input((4, 4, 2))
-    model = keras.Model([decoder, skip], model_lib.SplitSkipConv2DTranspose(5, 3, strides=2, padding='same',
+    model = keras.Model([decoder, skip], layers.SplitSkipConv2DTranspose(5, 3, strides=2, padding='same',
                                                                            name='logits')([decoder, skip]))
     [row] = step_profile.transposed_convolution_rates(model, batch_size=2, repeats=1)
     assert row['layer'] == 'logits' and row['input_shape'] == [4, 4, 8] and row['filters'] == 5

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import classes, model as model_lib
+from modules import classes, layers, model as model_lib
 
 
 @pytest.fixture(scope='module')
@@ -117,7 +117,7 @@ def test_copy_weights_names_the_layer_that_does_not_match():
                                model_lib.build_unet(encoder_weights='none', decoder_filters=(256, 256, 128, 64)))
 
 
-REWRITES = [model_lib.SubPixelConv2DTranspose, model_lib.GemmConv2DTranspose]
+REWRITES = [layers.SubPixelConv2DTranspose, layers.GemmConv2DTranspose]
 
 
 @pytest.mark.parametrize('rewrite', REWRITES)
@@ -153,7 +153,7 @@ def test_split_skip_layer_computes_the_transposed_convolution_of_the_concatenati
     decoder = tf.constant(rng.normal(size=(2, 7, 9, 5)), tf.float32)
     skip = tf.constant(rng.normal(size=(2, 7, 9, 4)), tf.float32)
     stock = keras.layers.Conv2DTranspose(3, 3, strides=2, padding='same', use_bias=use_bias)
-    split = model_lib.SplitSkipConv2DTranspose(3, 3, strides=2, padding='same', use_bias=use_bias)
+    split = layers.SplitSkipConv2DTranspose(3, 3, strides=2, padding='same', use_bias=use_bias)
     stock.build(tf.TensorShape([2, 7, 9, 9]))
     split.build([decoder.shape, skip.shape])
     assert [w.shape for w in split.weights] == [w.shape for w in stock.weights]
@@ -173,7 +173,7 @@ def test_split_skip_layer_computes_the_transposed_convolution_of_the_concatenati
         np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('rewrite', REWRITES + [model_lib.SplitSkipConv2DTranspose])
+@pytest.mark.parametrize('rewrite', REWRITES + [layers.SplitSkipConv2DTranspose])
 def test_rewritten_layers_refuse_shapes_they_are_not_exact_for(rewrite):
     with pytest.raises(ValueError, match=f'{rewrite.__name__} is exact for kernel_size=3, strides=2'):
         rewrite(6, 4, strides=2, padding='same')
@@ -181,10 +181,10 @@ def test_rewritten_layers_refuse_shapes_they_are_not_exact_for(rewrite):
 
 def test_gemm_upsampling_rewrites_the_decoders_4x4_and_8x8_blocks_only():
     unet = model_lib.build_unet(gemm_upsampling=True, mixed_bfloat16=True)
-    rewritten = [layer.name for layer in model_lib._all_layers(unet) if isinstance(layer, model_lib.GemmConv2DTranspose)]
+    rewritten = [layer.name for layer in model_lib._all_layers(unet) if isinstance(layer, layers.GemmConv2DTranspose)]
     assert len(rewritten) == 2
     assert [unet.get_layer(f'upsample_{i}').input_shape[1] for i in range(4)] == [4, 8, 16, 32]
-    assert [isinstance(unet.get_layer(f'upsample_{i}').layers[0], model_lib.GemmConv2DTranspose)
+    assert [isinstance(unet.get_layer(f'upsample_{i}').layers[0], layers.GemmConv2DTranspose)
             for i in range(4)] == [True, True, False, False]
     assert type(unet.get_layer('logits')) is keras.layers.Conv2DTranspose
     assert unet.get_layer('upsample_1').layers[0].compute_dtype == 'bfloat16'
@@ -200,15 +200,15 @@ def test_both_rewrites_at_once_are_refused():
 def test_split_skip_logits_takes_the_last_block_and_the_first_skip_apart():
     unet = model_lib.build_unet(image_size=64, split_skip_logits=True)
     logits = unet.get_layer('logits')
-    assert isinstance(logits, model_lib.SplitSkipConv2DTranspose)
+    assert isinstance(logits, layers.SplitSkipConv2DTranspose)
     assert [tuple(shape) for shape in logits.input_shape] == [(None, 32, 32, 64), (None, 32, 32, 96)]
     assert [layer.name for layer in unet.layers if isinstance(layer, keras.layers.Concatenate)] == [
         'skip_0', 'skip_1', 'skip_2'], 'no concatenation before the logits layer'
 
 
-@pytest.mark.parametrize('rewrite, option', [(model_lib.SubPixelConv2DTranspose, 'subpixel'),
-                                              (model_lib.GemmConv2DTranspose, 'gemm_upsampling'),
-                                              (model_lib.SplitSkipConv2DTranspose, 'split_skip_logits')])
+@pytest.mark.parametrize('rewrite, option', [(layers.SubPixelConv2DTranspose, 'subpixel'),
+                                              (layers.GemmConv2DTranspose, 'gemm_upsampling'),
+                                              (layers.SplitSkipConv2DTranspose, 'split_skip_logits')])
 def test_weights_saved_with_stock_layers_load_into_a_rewritten_unet(rewrite, option, tmp_path):
     keras.utils.set_random_seed(1)
     stock = model_lib.build_unet(image_size=64, batchnorm_momentum=0.9)

@@ -88,7 +88,7 @@ def test_metadata_states_the_models_own_types_and_quantization(pushed, variant):
 
 
 def test_the_run_summary_says_which_variants_went_out_and_why_not():
-    from pipeline import run_summary
+    from pipeline.local import run_summary
     results = {'float32': _result('float32', 0.8000, 25.0), 'int8': _result('int8', 0.7000, 7.0)}
     tflite.judge(results, reference_pixel_accuracy=0.8, targets=TARGETS)
     report = {'saved_model': {'pixel_accuracy': 0.8, 'mean_iou': 0.5}, 'eval_images': 60,

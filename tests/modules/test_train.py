@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import classes, hparams, model as model_lib, precision, train
+from modules import callbacks, classes, hparams, layers, model as model_lib, precision, train
 
 
 @pytest.mark.parametrize('setting', [True, False])
@@ -89,11 +89,11 @@ def test_split_skip_logits_is_on_unless_configured_or_the_subpixel_form_is_asked
     training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, split_skip_logits=configured)
     assert train.effective_settings(training)[0].split_skip_logits is used
     logits = train.build_model(dataclasses.replace(training, mixed_bfloat16=False)).get_layer('logits')
-    assert isinstance(logits, model_lib.SplitSkipConv2DTranspose) is used
+    assert isinstance(logits, layers.SplitSkipConv2DTranspose) is used
 
 
 def _gemm_layers(model):
-    return [layer for layer in model_lib._all_layers(model) if isinstance(layer, model_lib.GemmConv2DTranspose)]
+    return [layer for layer in model_lib._all_layers(model) if isinstance(layer, layers.GemmConv2DTranspose)]
 
 
 def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():
@@ -115,7 +115,7 @@ def test_a_float32_export_warm_starts_a_bfloat16_model_with_all_its_weights(tmp_
     assert not model_lib.has_rewritten_layers(exported)
     exported.save(str(tmp_path / 'model'), save_format='tf', include_optimizer=False, save_traces=False)
     warm = train.build_model(dataclasses.replace(training, mixed_bfloat16=True), base_model=str(tmp_path / 'model'))
-    assert isinstance(warm.get_layer('logits'), model_lib.SplitSkipConv2DTranspose)
+    assert isinstance(warm.get_layer('logits'), layers.SplitSkipConv2DTranspose)
     for ours, theirs in zip(warm.weights, exported.weights):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.name)
 
@@ -153,7 +153,7 @@ def test_the_trainers_adam_updates_weights_as_keras_adam_does():
 
 
 def test_epoch_progress_logs_one_line_per_epoch(caplog):
-    progress = train.EpochProgress(epochs=12)
+    progress = callbacks.EpochProgress(epochs=12)
     with caplog.at_level(logging.INFO, logger=hparams.PROGRESS_LOGGER):
         progress.on_epoch_begin(2)
         progress.on_epoch_end(2, {'loss': 0.5, 'val_pixel_accuracy': 0.91234, 'iou_pet': 0.7})
@@ -163,18 +163,18 @@ def test_epoch_progress_logs_one_line_per_epoch(caplog):
 
 def test_learning_rate_warms_up_then_follows_a_cosine_to_nearly_zero():
     training = hparams.TrainingConfig(epochs=12, learning_rate=0.002, lr_schedule='cosine', warmup_epochs=2)
-    rates = [train.learning_rate_at(training, epoch) for epoch in range(12)]
+    rates = [callbacks.learning_rate_at(training, epoch) for epoch in range(12)]
     assert rates[:3] == [0.001, 0.002, 0.002]
     assert all(a > b for a, b in zip(rates[2:], rates[3:])) and rates[-1] < 0.0001
     constant = hparams.TrainingConfig(epochs=12, learning_rate=0.002, warmup_epochs=2)
-    assert [train.learning_rate_at(constant, epoch) for epoch in (0, 1, 5, 11)] == [0.001, 0.002, 0.002, 0.002]
-    assert train.training_callbacks(hparams.TrainingConfig()) == [], 'nothing asked, nothing added'
+    assert [callbacks.learning_rate_at(constant, epoch) for epoch in (0, 1, 5, 11)] == [0.001, 0.002, 0.002, 0.002]
+    assert callbacks.training_callbacks(hparams.TrainingConfig()) == [], 'nothing asked, nothing added'
 
 
 def test_the_best_epochs_weights_are_kept_even_when_training_runs_to_the_end():
     import tf_keras as keras
     model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
-    best = train.BestWeights(patience=5)
+    best = callbacks.BestWeights(patience=5)
     best.set_model(model)
     best.on_train_begin()
     first = [w.copy() for w in model.get_weights()]
@@ -189,7 +189,7 @@ def test_the_best_epochs_weights_are_kept_even_when_training_runs_to_the_end():
 
 def _early_stopping_run(model, scores, state_dir, first_epoch=0, patience=3):
     """Feeds `scores` as the epochs' val_mean_iou, giving the model new weights each epoch, as fit would."""
-    best = train.BestWeights(patience=patience, state_dir=state_dir)
+    best = callbacks.BestWeights(patience=patience, state_dir=state_dir)
     best.set_model(model)
     best.on_train_begin()
     for epoch, score in enumerate(scores, start=first_epoch):

@@ -24,7 +24,8 @@ import tensorflow as tf
 
 from components.tfds_example_gen import sample_shapes
 from modules import batch_predict, classes, keys, paths, signatures
-from pipeline import config as config_lib, data_source, node_ids, run_summary
+from pipeline import config as config_lib, data_source, node_ids
+from pipeline.local import run_summary
 from tests.scenario import _run, with_settings
 from tests.serving import browser
 

@@ -31,7 +31,7 @@ from tfx.types import standard_artifacts
 from components.serving_check import executor as serving_check_executor, probe, requests
 from components.tfds_example_gen import sample_data
 from modules import classes, keys, predict, signatures
-from pipeline import report, run_summary
+from pipeline.local import report, run_summary
 
 pytestmark = pytest.mark.e2e
 

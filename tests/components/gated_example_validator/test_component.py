@@ -18,7 +18,8 @@ from tfx import v1 as tfx
 
 from components.gated_example_validator import executor
 from modules import classes, keys, paths
-from pipeline import config as config_lib, node_ids, platform, run_summary
+from pipeline import config as config_lib, node_ids, platform
+from pipeline.local import run_summary
 from pipeline.pipeline import create_data_components
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 import tensorflow as tf
 
 from modules import classes, hparams, keys, paths, signatures, visualize
-from pipeline import run_summary
+from pipeline.local import run_summary
 from pipeline.config import PipelineConfig
 
 REPORT_FILE = 'report.md'

@@ -13,7 +13,7 @@ def test_console_shows_components_and_progress_and_logs_the_rest(tmp_path):
     script = textwrap.dedent(f'''
         import logging, os, sys
         from absl import logging as absl_logging
-        from pipeline.console import RunConsole
+        from pipeline.local.console import RunConsole
         with RunConsole({str(log_path)!r}, lambda node: ('ran', 'train 12 examples')) as console:
             absl_logging.info('Component %s is running.', 'TfdsExampleGen')
             logging.getLogger('apache_beam').warning('a noisy third-party warning')
@@ -49,7 +49,7 @@ def test_console_shows_components_and_progress_and_logs_the_rest(tmp_path):
 def test_verbose_console_redirects_nothing(tmp_path):
     script = textwrap.dedent(f'''
         import logging
-        from pipeline.console import RunConsole
+        from pipeline.local.console import RunConsole
         with RunConsole({str(tmp_path / 'run.log')!r}, verbose=True):
             logging.getLogger('apache_beam').warning('a noisy third-party warning')
     ''')

@@ -169,6 +169,105 @@ def _final_epoch(model_run_uri: str) -> Dict[str, float]:
     return {name: values[-1] for name, values in read_history(model_run_uri).items() if values}
 
 
+def _newest_run(store: mlmd.MetadataStore, pipeline_name: str, metadata_path: str):
+    runs = [c for c in store.get_contexts_by_type('pipeline_run')
+            if any(p.name == pipeline_name for p in store.get_parent_contexts_by_context(c.id))]
+    if not runs:
+        raise ValueError(f'No run of pipeline {pipeline_name!r} in {metadata_path}')
+    return max(runs, key=lambda c: c.create_time_since_epoch)
+
+
+def _run_executions(store: mlmd.MetadataStore, pipeline_name: str, run) -> Tuple[List[ComponentRun], Dict]:
+    """(every execution of the run as a ComponentRun, in order; node id -> its newest execution)."""
+    node_of_execution = {}
+    for node in store.get_contexts_by_type('node'):
+        if node.name.startswith(pipeline_name + '.'):
+            for execution in store.get_executions_by_context(node.id):
+                node_of_execution[execution.id] = node.name[len(pipeline_name) + 1:]
+    components, latest = [], {}
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch):
+        node_id = node_of_execution.get(execution.id, execution.type)
+        latest[node_id] = execution
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
+        components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, '?'), seconds))
+    return components, latest
+
+
+def _json_property(artifact, name: str, default):
+    value = artifact.custom_properties.get(name)
+    return json.loads(value.string_value) if value else default
+
+
+def _outputs(store: mlmd.MetadataStore, execution) -> Dict:
+    return _artifacts_by_key(store, execution.id, (metadata_store_pb2.Event.OUTPUT,))
+
+
+def _read_example_gen(store, execution, summary: RunSummary) -> None:
+    for artifact in _outputs(store, execution).get('examples', []):
+        summary.num_examples = _json_property(artifact, 'num_examples', {})
+        summary.num_skipped = _json_property(artifact, 'num_skipped', {})
+        summary.skipped_examples = _json_property(artifact, 'skipped_examples', [])
+        summary.classes = _json_property(artifact, 'classes', {}).get('names', [])
+        summary.examples_uri = artifact.uri
+
+
+def _read_example_validator(store, execution, summary: RunSummary) -> None:
+    for artifact in _outputs(store, execution).get('anomalies', []):
+        summary.anomalies = read_anomalies(artifact.uri)
+        summary.drift = _json_property(artifact, DRIFT_PROPERTY, {})
+
+
+def _read_trainer(store, execution, summary: RunSummary) -> None:
+    outputs = _outputs(store, execution)
+    summary.model_run_uri = outputs['model_run'][0].uri if outputs.get('model_run') else None
+    if summary.model_run_uri:
+        summary.final_epoch = _final_epoch(summary.model_run_uri)
+
+
+def _read_evaluator(store, execution, summary: RunSummary) -> None:
+    inputs = _artifacts_by_key(store, execution.id, (metadata_store_pb2.Event.INPUT,))
+    outputs = _outputs(store, execution)
+    summary.model_uri = inputs['model'][0].uri if inputs.get('model') else None
+    summary.baseline_uri = inputs['baseline_model'][0].uri if inputs.get('baseline_model') else None
+    if outputs.get('evaluation'):
+        summary.evaluation_uri = outputs['evaluation'][0].uri
+        metrics = tfma_results.metrics_by_model(summary.evaluation_uri)
+        summary.candidate_metrics = metrics.get('candidate', {})
+        summary.baseline_metrics = metrics.get('baseline', {})
+    if outputs.get('blessing'):
+        summary.blessed = bool(outputs['blessing'][0].custom_properties['blessed'].int_value)
+        eval_config = execution.custom_properties.get('eval_config')
+        summary.blessing_reasons = _blessing_reasons(
+            summary.evaluation_uri, _gates(eval_config.string_value if eval_config else None),
+            summary.candidate_metrics, summary.baseline_metrics, summary.baseline_uri is not None)
+
+
+def _read_serving_check(store, execution, summary: RunSummary) -> None:
+    for artifact in _outputs(store, execution).get('blessing', []):
+        properties = artifact.custom_properties
+        summary.serving_check = {
+            'blessed': bool(properties['blessed'].int_value) if 'blessed' in properties else None,
+            'reasons': _json_property(artifact, 'reasons', []), 'figures': _json_property(artifact, 'figures', {})}
+
+
+def _read_tflite_export(store, execution, summary: RunSummary) -> None:
+    for artifact in _outputs(store, execution).get('tflite_models', []):
+        summary.tflite = _json_property(artifact, 'report', {})
+
+
+def _read_pusher(store, execution, summary: RunSummary) -> None:
+    for artifact in _outputs(store, execution).get('pushed_model', []):
+        if artifact.custom_properties['pushed'].int_value:
+            summary.pushed_to = artifact.custom_properties['pushed_destination'].string_value
+
+
+# What the summary takes from each node's newest execution in the run.
+_READERS = {node_ids.EXAMPLE_GEN: _read_example_gen, node_ids.EXAMPLE_VALIDATOR: _read_example_validator,
+            node_ids.TRAINER: _read_trainer, node_ids.EVALUATOR: _read_evaluator,
+            node_ids.SERVING_CHECK: _read_serving_check, node_ids.INFRA_VALIDATOR: _read_serving_check,
+            node_ids.TFLITE_EXPORT: _read_tflite_export, node_ids.PUSHER: _read_pusher}
+
+
 def read_run_summary(metadata_path: str, pipeline_name: str, only: Optional[Collection[str]] = None) -> RunSummary:
     """Reads the newest run of `pipeline_name` from an SQLite MLMD database.
 
@@ -185,84 +284,12 @@ def read_run_summary(metadata_path: str, pipeline_name: str, only: Optional[Coll
       ValueError: no run of that pipeline is recorded.
     """
     store = _store(metadata_path)
-    runs = [c for c in store.get_contexts_by_type('pipeline_run')
-            if any(p.name == pipeline_name for p in store.get_parent_contexts_by_context(c.id))]
-    if not runs:
-        raise ValueError(f'No run of pipeline {pipeline_name!r} in {metadata_path}')
-    run = max(runs, key=lambda c: c.create_time_since_epoch)
-    node_of_execution = {}
-    for node in store.get_contexts_by_type('node'):
-        if node.name.startswith(pipeline_name + '.'):
-            for execution in store.get_executions_by_context(node.id):
-                node_of_execution[execution.id] = node.name[len(pipeline_name) + 1:]
-    executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch)
-    components, latest = [], {}
-    for execution in executions:
-        node_id = node_of_execution.get(execution.id, execution.type)
-        latest[node_id] = execution
-        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
-        components.append(ComponentRun(node_id, _STATE_NAMES.get(execution.last_known_state, '?'), seconds))
-
-    latest = {node: execution for node, execution in latest.items() if only is None or node in only}
+    run = _newest_run(store, pipeline_name, metadata_path)
+    components, latest = _run_executions(store, pipeline_name, run)
     summary = RunSummary(run.name, components, {}, {}, None, [], None, None, None, None, {})
-    if node_ids.EXAMPLE_GEN in latest:
-        examples = _artifacts_by_key(store, latest[node_ids.EXAMPLE_GEN].id, (metadata_store_pb2.Event.OUTPUT,))
-        for artifact in examples.get('examples', []):
-            counts = artifact.custom_properties.get('num_examples')
-            summary.num_examples = json.loads(counts.string_value) if counts else {}
-            skipped = artifact.custom_properties.get('num_skipped')
-            summary.num_skipped = json.loads(skipped.string_value) if skipped else {}
-            named = artifact.custom_properties.get('skipped_examples')
-            summary.skipped_examples = json.loads(named.string_value) if named else []
-            described = artifact.custom_properties.get('classes')
-            summary.classes = json.loads(described.string_value)['names'] if described else []
-            summary.examples_uri = artifact.uri
-    if node_ids.EXAMPLE_VALIDATOR in latest:
-        outputs = _artifacts_by_key(store, latest[node_ids.EXAMPLE_VALIDATOR].id, (metadata_store_pb2.Event.OUTPUT,))
-        for artifact in outputs.get('anomalies', []):
-            summary.anomalies = read_anomalies(artifact.uri)
-            drift = artifact.custom_properties.get(DRIFT_PROPERTY)
-            summary.drift = json.loads(drift.string_value) if drift else {}
-    if node_ids.TRAINER in latest:
-        outputs = _artifacts_by_key(store, latest[node_ids.TRAINER].id, (metadata_store_pb2.Event.OUTPUT,))
-        summary.model_run_uri = outputs['model_run'][0].uri if outputs.get('model_run') else None
-        if summary.model_run_uri:
-            summary.final_epoch = _final_epoch(summary.model_run_uri)
-    if node_ids.EVALUATOR in latest:
-        inputs = _artifacts_by_key(store, latest[node_ids.EVALUATOR].id, (metadata_store_pb2.Event.INPUT,))
-        outputs = _artifacts_by_key(store, latest[node_ids.EVALUATOR].id, (metadata_store_pb2.Event.OUTPUT,))
-        summary.model_uri = inputs['model'][0].uri if inputs.get('model') else None
-        summary.baseline_uri = inputs['baseline_model'][0].uri if inputs.get('baseline_model') else None
-        if outputs.get('evaluation'):
-            summary.evaluation_uri = outputs['evaluation'][0].uri
-            metrics = tfma_results.metrics_by_model(summary.evaluation_uri)
-            summary.candidate_metrics = metrics.get('candidate', {})
-            summary.baseline_metrics = metrics.get('baseline', {})
-        if outputs.get('blessing'):
-            summary.blessed = bool(outputs['blessing'][0].custom_properties['blessed'].int_value)
-            eval_config = latest[node_ids.EVALUATOR].custom_properties.get('eval_config')
-            summary.blessing_reasons = _blessing_reasons(
-                summary.evaluation_uri, _gates(eval_config.string_value if eval_config else None),
-                summary.candidate_metrics, summary.baseline_metrics, summary.baseline_uri is not None)
-    for node in (node_ids.SERVING_CHECK, node_ids.INFRA_VALIDATOR):
-        if node in latest:
-            outputs = _artifacts_by_key(store, latest[node].id, (metadata_store_pb2.Event.OUTPUT,))
-            for artifact in outputs.get('blessing', []):
-                properties = artifact.custom_properties
-                summary.serving_check = {
-                    'blessed': bool(properties['blessed'].int_value) if 'blessed' in properties else None,
-                    'reasons': json.loads(properties['reasons'].string_value) if 'reasons' in properties else [],
-                    'figures': json.loads(properties['figures'].string_value) if 'figures' in properties else {}}
-    if node_ids.TFLITE_EXPORT in latest:
-        outputs = _artifacts_by_key(store, latest[node_ids.TFLITE_EXPORT].id, (metadata_store_pb2.Event.OUTPUT,))
-        for artifact in outputs.get('tflite_models', []):
-            report = artifact.custom_properties.get('report')
-            summary.tflite = json.loads(report.string_value) if report else {}
-    if node_ids.PUSHER in latest:
-        outputs = _artifacts_by_key(store, latest[node_ids.PUSHER].id, (metadata_store_pb2.Event.OUTPUT,))
-        for artifact in outputs.get('pushed_model', []):
-            if artifact.custom_properties['pushed'].int_value:
-                summary.pushed_to = artifact.custom_properties['pushed_destination'].string_value
+    for node_id, read in _READERS.items():
+        if node_id in latest and (only is None or node_id in only):
+            read(store, latest[node_id], summary)
     return summary
 
 

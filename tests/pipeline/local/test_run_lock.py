@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pipeline import run_lock
+from pipeline.local import run_lock
 
 
 def _hold(run_dir, seconds, ready):

@@ -117,7 +117,36 @@ class _LocalFiles:
         return self._dl_manager.extract(archives)
 
 
-class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
+class _LocalPairs:
+    """Reads image/mask pairs from local files for a TFDS builder, keeping what it skipped and converted."""
+
+    def _init_pairs(self) -> None:
+        # (file, reason) of pairs left out, and (file, what was changed) of images converted while preparing.
+        self.skipped: List[Tuple[str, str]] = []
+        self.normalized: List[Tuple[str, str]] = []
+
+    def _read_pair(self, name: str, image: str, mask: str, keep: Tuple[str, ...] = ('JPEG',)):
+        """(image bytes, mask value for TFDS), or None when a file is missing or the mask is unusable."""
+        missing = [path for path in (image, mask) if not tf.io.gfile.exists(path)]
+        if missing:
+            self.skipped.append((missing[0], 'missing file'))
+            logging.warning('Skipping %s: %s is missing.', name, missing[0])
+            return None
+        with tf.io.gfile.GFile(image, 'rb') as f:
+            image_bytes, note = normalize_image(f.read(), keep=keep)
+        if note:
+            self.normalized.append((image, note))
+            logging.warning('%s: %s.', image, note)
+        with tf.io.gfile.GFile(mask, 'rb') as f:
+            mask_value, problem = read_mask(f.read())
+        if problem:
+            self.skipped.append((mask, problem))
+            logging.warning('Skipping %s: %s.', name, problem)
+            return None
+        return image_bytes, mask_value
+
+
+class LocalOxfordIIITPet(_LocalPairs, oxford.Builder, skip_registration=True):
     """Oxford-IIIT Pet (same name, version and features) prepared from local files, without network.
 
     Images or trimaps listed but missing or unusable are skipped and kept in `self.skipped` as (file,
@@ -129,8 +158,7 @@ class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
 
     def __init__(self, *, source_dir: str, **kwargs):
         self._source_dir = source_dir
-        self.skipped: List[Tuple[str, str]] = []
-        self.normalized: List[Tuple[str, str]] = []
+        self._init_pairs()
         super().__init__(**kwargs)
 
     def _split_generators(self, dl_manager):
@@ -148,24 +176,11 @@ class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
                 if not line.strip() or line.startswith('#'):
                     continue
                 name, label, species, _ = line.strip().split(' ')
-                image = os.path.join(images_dir_path, name + '.jpg')
-                trimap = os.path.join(trimaps_dir, name + '.png')
-                missing = [p for p in (image, trimap) if not tf.io.gfile.exists(p)]
-                if missing:
-                    self.skipped.append((missing[0], 'missing file'))
-                    logging.warning('Skipping %s: %s is missing.', name, missing[0])
+                pair = self._read_pair(name, os.path.join(images_dir_path, name + '.jpg'),
+                                       os.path.join(trimaps_dir, name + '.png'))
+                if pair is None:
                     continue
-                with tf.io.gfile.GFile(image, 'rb') as f:
-                    image_bytes, note = normalize_image(f.read())
-                if note:
-                    self.normalized.append((image, note))
-                    logging.warning('%s: %s.', image, note)
-                with tf.io.gfile.GFile(trimap, 'rb') as f:
-                    mask, problem = read_mask(f.read())
-                if problem:
-                    self.skipped.append((trimap, problem))
-                    logging.warning('Skipping %s: %s.', name, problem)
-                    continue
+                image_bytes, mask = pair
                 try:
                     head_bbox = oxford._get_head_bbox(os.path.join(xmls_dir, name + '.xml'))  # pylint: disable=protected-access
                 except FileNotFoundError:  # the test split has no head boxes
@@ -180,7 +195,7 @@ class LocalOxfordIIITPet(oxford.Builder, skip_registration=True):
                 }
 
 
-class LocalSegmentationFolders(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class LocalSegmentationFolders(_LocalPairs, tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """A folder of images and masks (`folders`) or a Pascal VOC export (`voc`) as a TFDS dataset, offline.
 
     Splits `train` and `test` (the eval list). Listed images without a mask (or masks without an image) are
@@ -195,8 +210,7 @@ class LocalSegmentationFolders(tfds.core.GeneratorBasedBuilder, skip_registratio
         self._source_dir = source_dir
         self._layout = layout
         self._eval_fraction = eval_fraction
-        self.skipped: List[Tuple[str, str]] = []
-        self.normalized: List[Tuple[str, str]] = []
+        self._init_pairs()
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -219,26 +233,11 @@ class LocalSegmentationFolders(tfds.core.GeneratorBasedBuilder, skip_registratio
         images_dir, masks_dir, _ = (os.path.join(self._source_dir, folder) for folder in self._folders())
         images = _files_by_stem(images_dir)
         for stem in stems:
-            image = images.get(stem)
-            mask = os.path.join(masks_dir, stem + '.png')
-            missing = [path for path in (image, mask) if not path or not tf.io.gfile.exists(path)]
-            if missing:
-                absent = missing[0] or os.path.join(images_dir, stem + '.jpg')
-                self.skipped.append((absent, 'missing file'))
-                logging.warning('Skipping %s: %s is missing.', stem, absent)
-                continue
-            with tf.io.gfile.GFile(image, 'rb') as f:
-                image_bytes, note = normalize_image(f.read(), keep=('JPEG', 'PNG'))
-            if note:
-                self.normalized.append((image, note))
-            with tf.io.gfile.GFile(mask, 'rb') as f:
-                mask_value, problem = read_mask(f.read())
-            if problem:
-                self.skipped.append((mask, problem))
-                logging.warning('Skipping %s: %s.', stem, problem)
-                continue
-            yield stem, {'image': io.BytesIO(image_bytes), 'segmentation_mask': mask_value,
-                         'file_name': os.path.basename(image)}
+            image = images.get(stem, os.path.join(images_dir, stem + '.jpg'))
+            pair = self._read_pair(stem, image, os.path.join(masks_dir, stem + '.png'), keep=('JPEG', 'PNG'))
+            if pair is not None:
+                yield stem, {'image': io.BytesIO(pair[0]), 'segmentation_mask': pair[1],
+                             'file_name': os.path.basename(image)}
 
 
 _IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')

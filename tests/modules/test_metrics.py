@@ -89,3 +89,45 @@ def test_five_named_classes_and_ignored_pixels_count_nowhere():
         assert got[name] == pytest.approx(value, abs=1e-6), name
     assert got['pixel_accuracy'] == pytest.approx(np.mean(kept[0] == kept[1]))
     assert metrics.numpy_scores(labels[..., 0], predicted, names) == pytest.approx(expected)
+
+
+def _square_and_predictions():
+    truth = np.zeros((10, 10), np.int64)
+    truth[2:8, 2:8] = 1                       # a 6x6 object
+    column = truth.copy()
+    column[2:8, 2] = 0                        # loses its left column: 6 pixels off its contour
+    hole = truth.copy()
+    hole[4:6, 3:6] = 0                        # loses 6 pixels inside it
+    return truth, column, hole
+
+
+def test_boundary_iou_by_hand():
+    truth, column, _ = _square_and_predictions()
+    # 10x10 image: 0.02 of the diagonal rounds to a 1-pixel band. Truth's band is its 20-pixel ring, the
+    # prediction's the 18-pixel ring of a 6x5 rectangle; they share the top and bottom rows less one pixel each
+    # (10) and the right column between them (4): 14 / (20 + 18 - 14).
+    scores = metrics.boundary_iou(truth, column, ['background', 'object'])
+    assert scores['boundary_iou_object'] == pytest.approx(14 / 24)
+
+
+def test_equal_region_iou_can_hide_a_worse_border():
+    truth, column, hole = _square_and_predictions()
+    names = ['background', 'object']
+    region = [metrics.numpy_scores(truth, p, names)['iou_object'] for p in (column, hole)]
+    assert region[0] == region[1] == pytest.approx(30 / 36)
+    boundary = [metrics.boundary_iou(truth, p, names)['boundary_iou_object'] for p in (column, hole)]
+    # The hole keeps the whole contour (20 of its 30 band pixels are truth's ring); the lost column moves it.
+    assert boundary[1] == pytest.approx(20 / 30) and boundary[0] < boundary[1]
+
+
+def test_boundary_iou_ignores_ignored_pixels_and_scales_its_band_with_the_image():
+    truth, column, _ = _square_and_predictions()
+    perfect = metrics.boundary_iou(truth, truth, ['background', 'object'])
+    assert perfect == {'boundary_iou_background': 1.0, 'boundary_iou_object': 1.0, 'mean_boundary_iou': 1.0}
+    ignored = truth.copy()
+    ignored[2:8, 2] = classes.IGNORE_LABEL  # the disputed column labelled 'ignore' counts nowhere
+    assert metrics.boundary_iou(ignored, column, ['background', 'object'])['boundary_iou_object'] > 14 / 24
+    big = np.zeros((500, 500), np.int64)
+    big[100:400, 100:400] = 1
+    band = metrics.boundary_band(big == 1, 14)  # 0.02 x 707 px diagonal
+    assert band.sum() == 300 * 300 - 272 * 272

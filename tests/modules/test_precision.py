@@ -24,7 +24,6 @@ def _segmenter(layers: int) -> keras.Model:
     (1.00, 1.50, False),
 ])
 def test_bfloat16_has_to_be_at_least_min_speedup_faster(float32_s, bfloat16_s, chosen):
-    assert precision.MIN_SPEEDUP == 1.05
     assert precision.worth_bfloat16(float32_s, bfloat16_s) is chosen
 
 

@@ -32,8 +32,17 @@ def test_each_trial_is_scored_and_the_best_values_name_training_settings(searche
     assert trials[0].score >= trials[1].score
     best = searched.get_best_hyperparameters()[0].values
     assert set(best) == set(hparams.TUNABLE)
+    assert best == trials[0].hyperparameters.values, 'the best values are the best-scored trial\'s'
+    assert trials[0].hyperparameters.values != trials[1].hyperparameters.values, 'the search tried two points'
+    space = tune.search_space()
+    for name, value in best.items():  # every value is one the search space allows
+        hp = space._hps[name][0]
+        assert (hp.min_value <= value <= hp.max_value) if hasattr(hp, 'min_value') else value in hp.values, name
+    # The names are the Trainer's settings: a run_fn handed them trains with them, validated like any setting.
     tuned = hparams.with_hyperparameters(config_lib.preset('smoke').training, best)
-    assert tuned.learning_rate == best['learning_rate'] and tuned.augment_strength == best['augment_strength']
+    tuned.validate()
+    with pytest.raises(ValueError, match='not tunable'):
+        hparams.with_hyperparameters(tuned, {'momentum': 0.9})
 
 
 def test_tuning_without_held_out_examples_is_refused(scenario):

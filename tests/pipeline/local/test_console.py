@@ -30,7 +30,7 @@ def test_console_shows_components_and_progress_and_logs_the_rest(tmp_path):
         print('after the console')
     ''')
     done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
     terminal = done.stdout.splitlines()
     assert terminal[0] == 'TfdsExampleGen     started'
     assert terminal[1] == '    epoch 1/3'
@@ -54,5 +54,5 @@ def test_verbose_console_redirects_nothing(tmp_path):
             logging.getLogger('apache_beam').warning('a noisy third-party warning')
     ''')
     done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
     assert 'a noisy third-party warning' in done.stderr

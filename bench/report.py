@@ -61,7 +61,7 @@ FIGURES: Dict[str, List[Tuple[str, Callable[[Dict], Optional[str]]]]] = {
                         if run['signature'] == 'serving_default')),
     ],
 }
-HEADLINE = ('', 'real-photos')
+HEADLINE = ('', 'train-speed', 'real-photos')
 
 
 def newest_results(results_dir: str = results_file.RESULTS_DIR) -> Dict[Tuple[str, str], Tuple[str, Dict]]:

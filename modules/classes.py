@@ -16,6 +16,7 @@ TFLite contract read the classes from the model itself.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -60,19 +61,29 @@ class ClassDescription:
     def num_classes(self) -> int:
         return len(self.names)
 
-    @property
+    # Cached (a frozen dataclass's fields never change): ExampleGen asks for these once per example.
+    @functools.cached_property
     def fraction_keys(self) -> Tuple[str, ...]:
         """ExampleGen's per-example feature of each class's pixel share, e.g. `pet_fraction`."""
         return tuple(re.sub(r'[^0-9a-zA-Z]+', '_', name).strip('_').lower() + keys.FRACTION_SUFFIX for name in self.names)
 
     def lookup_table(self) -> np.ndarray:
-        """int64 [256]: class id of each mask value, IGNORE_LABEL for ignored and unknown values."""
+        """int64 [256], read-only: class id of each mask value, IGNORE_LABEL for ignored and unknown values."""
+        return self._table
+
+    def known_values(self) -> frozenset:
+        return self._known
+
+    @functools.cached_property
+    def _table(self) -> np.ndarray:
         table = np.full(256, IGNORE_LABEL, np.int64)
         for class_id, class_values in enumerate(self.values):
             table[list(class_values)] = class_id
+        table.setflags(write=False)
         return table
 
-    def known_values(self) -> frozenset:
+    @functools.cached_property
+    def _known(self) -> frozenset:
         return frozenset(v for class_values in self.values for v in class_values) | frozenset(self.ignore)
 
     def to_dict(self) -> Dict[str, Any]:

@@ -67,26 +67,23 @@ def tutorial_side(source_dir: Optional[str], data_dir: Optional[str], work_dir: 
 
 def variants(training: TrainingConfig, default_training: TrainingConfig) -> List[Tuple[str, TrainingConfig]]:
     """The ablation's settings: as configured, then one change each (skipping changes that change nothing)."""
-    no_stop = dict(early_stopping_patience=None, validation_split=0.0)
-    changes = [
-        ('no scale/rotation/shift augmentation', dict(augment_scale=0.0, augment_rotation=0.0, augment_shift=0.0)),
-        ('no colour jitter', dict(augment_color=0.0)),
-        ('no augmentation at all (not even the flip)', dict(augment_flip=False, augment_scale=0.0,
-                                                            augment_rotation=0.0, augment_shift=0.0, augment_color=0.0)),
-        ('constant learning rate, no warm-up', dict(lr_schedule='constant', warmup_epochs=0)),
-        ('no early stopping (all training images, last epoch)', no_stop),
-        ('early stopping on 10% held out (patience 10)', dict(validation_split=0.1, early_stopping_patience=10)
-         if training.early_stopping_patience is None else {}),
+    no_geometry = training.with_augmentation(scale=0.0, rotation=0.0, shift=0.0)
+    changed = [
+        ('no scale/rotation/shift augmentation', no_geometry),
+        ('no colour jitter', training.with_augmentation(color=0.0)),
+        ('no augmentation at all (not even the flip)', no_geometry.with_augmentation(flip=False, color=0.0)),
+        ('constant learning rate, no warm-up', dataclasses.replace(training, lr_schedule='constant', warmup_epochs=0)),
+        ('no early stopping (all training images, last epoch)',
+         dataclasses.replace(training, early_stopping_patience=None, validation_split=0.0)),
+        ('early stopping on 10% held out (patience 10)',
+         dataclasses.replace(training, validation_split=0.1, early_stopping_patience=10)
+         if training.early_stopping_patience is None else training),
         ('class weights ' + ('off' if training.class_weights else 'on (2, 1, 2)'),
-         dict(class_weights=None if training.class_weights else (2.0, 1.0, 2.0))),
-        ('the default preset\'s training settings, same epochs',
-         dict(dataclasses.asdict(default_training), epochs=training.epochs)),
+         dataclasses.replace(training, class_weights=None if training.class_weights else (2.0, 1.0, 2.0))),
+        ('the default preset\'s training settings, same epochs', dataclasses.replace(default_training, epochs=training.epochs)),
     ]
     configured = [('as configured', training)]
-    for name, change in changes:
-        varied = dataclasses.replace(training, **change)
-        if varied != training:
-            configured.append((name, varied))
+    configured += [(name, varied) for name, varied in changed if varied != training]
     return configured
 
 

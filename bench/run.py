@@ -97,7 +97,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def _trained_encoder_weights(model_dir: str, path: str) -> str:
     """Saves the MobileNetV2 encoder of a trained U-Net SavedModel as a Keras no-top `.h5`; returns `path`."""
-    unet = train.build_model(config_lib.TrainingConfig(mixed_bfloat16=False), base_model=model_dir)
+    unet = train.build_model(config_lib.TrainingConfig().with_speed(mixed_bfloat16=False), base_model=model_dir)
     mobilenet = keras.applications.MobileNetV2(input_shape=[classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, keys.IMAGE_CHANNELS],
                                                include_top=False, weights=None)
     for layer in unet.get_layer('encoder').layers:
@@ -173,7 +173,7 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
     dataset, _ = tutorial_baseline.load_dataset(data.source_dir, data.data_dir, os.path.join(work_dir, 'tfds'))
     train_batches, _ = tutorial_baseline.input_pipelines(dataset, settings.batch_size)
     training = dataclasses.replace(settings, encoder_weights=inputs.encoder_weights, train_encoder=False,
-                                   steps_per_epoch=steps, mixed_bfloat16=train.use_mixed_bfloat16(settings))
+                                   steps_per_epoch=steps).with_speed(mixed_bfloat16=train.use_mixed_bfloat16(settings))
     transform_root = os.path.join(inputs.pipeline_root, node_ids.TRANSFORM)
     transform_output = tft.TFTransformOutput(paths.version_dir(os.path.join(transform_root, 'transform_graph')))
     transformed_train = tf.io.gfile.glob(os.path.join(
@@ -187,8 +187,8 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
     sides = {'baseline': (tutorial_baseline.build_and_compile(inputs.encoder_weights, settings.batchnorm_momentum),
                           train_batches),
              'project': project_side(training)}
-    other_precision = dataclasses.replace(training, mixed_bfloat16=not training.mixed_bfloat16)
-    sides['project_' + ('float32' if training.mixed_bfloat16 else 'bfloat16')] = project_side(other_precision)
+    mixed = training.speed.mixed_bfloat16
+    sides['project_' + ('float32' if mixed else 'bfloat16')] = project_side(training.with_speed(mixed_bfloat16=not mixed))
     iterators = {name: iter(dataset) for name, (_, dataset) in sides.items()}
     models = {name: model for name, (model, _) in sides.items()}
     timed = timing.interleaved_epochs(models, iterators, settings.epochs, steps, settings.batch_size)
@@ -201,7 +201,7 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
     results['training'] = {
         'settings': {'batch_size': settings.batch_size, 'epochs': settings.epochs, 'steps_per_epoch': steps,
                      'timed_steps': timed_steps,
-                     'mixed_bfloat16': training.mixed_bfloat16, 'jit_compile': training.jit_compile},
+                     'mixed_bfloat16': mixed, 'jit_compile': training.speed.jit_compile},
         **timed,
     }
     return sides['project'][0], training
@@ -296,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         keras_model = train.float32_twin(project_model, training)
     elif sections & {'serving', 'evaluation'}:
         # The end-to-end run's model, as a Keras model for the sections that call it directly.
-        keras_model = train.build_model(dataclasses.replace(args.pipeline_config.training, mixed_bfloat16=False),
+        keras_model = train.build_model(args.pipeline_config.training.with_speed(mixed_bfloat16=False),
                                         base_model=inputs.served_dir)
     if 'preprocessing' in sections:
         measure_preprocessing(inputs, args.work_dir, results)

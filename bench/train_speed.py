@@ -34,7 +34,6 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
@@ -70,13 +69,13 @@ def random_encoder_weights(path: str) -> str:
 def sides(mixed_default: bool, encoder_weights: str) -> Dict[str, keras.Model]:
     """Compiled models: the tutorial's and the project's variants, all with the same frozen encoder."""
     models = {'tutorial': tutorial_baseline.build_and_compile(encoder_weights, batchnorm_momentum=0.9)}
-    base = hparams.TrainingConfig(batchnorm_momentum=0.9, mixed_bfloat16=mixed_default, encoder_weights=encoder_weights,
-                                  train_encoder=False)
-    variants = {'project': base, 'project_subpixel': dataclasses.replace(base, subpixel_upsampling=True),
-                'project_stock_upsampling': dataclasses.replace(base, gemm_upsampling=False),
-                'project_concatenated_logits': dataclasses.replace(base, split_skip_logits=False)}
+    base = hparams.TrainingConfig(batchnorm_momentum=0.9, encoder_weights=encoder_weights, train_encoder=False,
+                                  speed=hparams.SpeedConfig(mixed_bfloat16=mixed_default))
+    variants = {'project': base, 'project_subpixel': base.with_speed(subpixel_upsampling=True),
+                'project_stock_upsampling': base.with_speed(gemm_upsampling=False),
+                'project_concatenated_logits': base.with_speed(split_skip_logits=False)}
     if not mixed_default:
-        variants['project_bfloat16'] = dataclasses.replace(base, mixed_bfloat16=True)
+        variants['project_bfloat16'] = base.with_speed(mixed_bfloat16=True)
     for name, settings in variants.items():
         models[name] = train.build_model(settings)
     return models

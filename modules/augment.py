@@ -8,40 +8,12 @@ edge is labelled like what it reflects. Colour jitter (brightness, contrast, sat
 image only. Every amount scales with `strength` (0 turns that part off), the knob the Tuner searches.
 """
 
-import dataclasses
 import math
 from typing import Optional, Tuple
 
 import tensorflow as tf
 
-
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """Largest amounts at strength 1; `from_training` reads them from `TrainingConfig`."""
-
-    flip: bool = True
-    # Zoom factor drawn log-uniformly in [1 / (1 + scale), 1 + scale]; zooming in crops, zooming out reflects.
-    scale: float = 0.0
-    # Rotation in degrees, uniformly in [-rotation, rotation].
-    rotation: float = 0.0
-    # Shift of the centre, a fraction of the side, uniformly in [-shift, shift] per axis.
-    shift: float = 0.0
-    # Brightness +-0.2c, contrast and saturation x[1-0.4c, 1+0.4c], hue +-0.05c turns, for c = color.
-    color: float = 0.0
-
-    def scaled(self, strength: float) -> 'Augmentation':
-        return dataclasses.replace(self, scale=self.scale * strength, rotation=self.rotation * strength,
-                                   shift=self.shift * strength, color=self.color * strength)
-
-    @property
-    def geometric(self) -> bool:
-        return self.scale > 0 or self.rotation > 0 or self.shift > 0
-
-    @classmethod
-    def from_training(cls, training) -> 'Augmentation':
-        """The augmentation a `modules.hparams.TrainingConfig` asks for, its strength applied."""
-        return cls(flip=training.augment_flip, scale=training.augment_scale, rotation=training.augment_rotation,
-                   shift=training.augment_shift, color=training.augment_color).scaled(training.augment_strength)
+from modules.hparams import AugmentationConfig
 
 
 def random_flip(images: tf.Tensor, masks: tf.Tensor, seed: Optional[int] = None) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -59,7 +31,7 @@ def random_flip(images: tf.Tensor, masks: tf.Tensor, seed: Optional[int] = None)
     return tf.where(flip, tf.reverse(images, [2]), images), tf.where(flip, tf.reverse(masks, [2]), masks)
 
 
-def random_transforms(batch: tf.Tensor, size: Tuple[int, int], augmentation: Augmentation,
+def random_transforms(batch: tf.Tensor, size: Tuple[int, int], augmentation: AugmentationConfig,
                       seed: Optional[int] = None) -> tf.Tensor:
     """One projective transform per example (zoom about the centre, rotation, shift), as `[B, 8]` rows that map
     output pixel coordinates to input coordinates (`tf.raw_ops.ImageProjectiveTransformV3`'s convention)."""
@@ -110,19 +82,20 @@ def color_jitter(images: tf.Tensor, amount: float, seed: Optional[int] = None) -
     return tf.clip_by_value(tf.image.hsv_to_rgb(tf.concat([hue, hsv[..., 1:]], axis=-1)), 0.0, 1.0)
 
 
-def augment_batch(images: tf.Tensor, masks: tf.Tensor, augmentation: Augmentation,
+def augment_batch(images: tf.Tensor, masks: tf.Tensor, augmentation: AugmentationConfig,
                   seed: Optional[int] = None) -> Tuple[tf.Tensor, tf.Tensor]:
     """A training batch, augmented.
 
     Args:
       images: float [B, H, W, C] in [0, 1].
       masks: class ids [B, H, W, 1].
-      augmentation: amounts (already scaled by the strength).
+      augmentation: the amounts at strength 1 and the strength that scales them.
       seed: op seed for reproducibility.
 
     Returns:
       (images, masks) of the same shapes and dtypes, images still in [0, 1].
     """
+    augmentation = augmentation.at_strength()
     if augmentation.flip:
         images, masks = random_flip(images, masks, seed)
     if augmentation.geometric:

@@ -13,7 +13,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from modules import keys
-from modules.augment import Augmentation, augment_batch
+from modules.augment import augment_batch
+from modules.hparams import AugmentationConfig
 
 IMAGE_XF = keys.transformed_name(keys.IMAGE_KEY)
 MASK_XF = keys.transformed_name(keys.MASK_KEY)
@@ -44,7 +45,7 @@ def held_out(index: tf.Tensor, fraction: float) -> tf.Tensor:
 def input_fn(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput, batch_size: int, *,
              training: bool, shuffle_buffer: int = 1000, seed: int = 0,
              class_weights: Optional[Sequence[float]] = None, repeat: bool = False,
-             cache: bool = True, augmentation: Optional[Augmentation] = Augmentation(),
+             cache: bool = True, augmentation: Optional[AugmentationConfig] = AugmentationConfig(),
              validation_split: float = 0.0, subset: Optional[str] = None) -> tf.data.Dataset:
     """Batches of (image, mask[, pixel weights]) from transformed examples.
 

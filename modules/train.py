@@ -26,7 +26,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import augment, classes, data, distribute, hparams, metrics, model as model_lib, precision, signatures
+from modules import classes, data, distribute, hparams, metrics, model as model_lib, precision, signatures
 from modules.callbacks import EpochHistory, EpochProgress, PredictionImages, training_callbacks
 from modules.hparams import TrainingConfig
 
@@ -43,7 +43,7 @@ def datasets(training: TrainingConfig, train_files: List[str], eval_files: List[
     train_dataset = data.input_fn(
         train_files, tf_transform_output, global_batch, training=True, shuffle_buffer=training.shuffle_buffer,
         seed=training.seed, class_weights=training.class_weights, repeat=training.steps_per_epoch is not None,
-        augmentation=augment.Augmentation.from_training(training), validation_split=split,
+        augmentation=training.augmentation, validation_split=split,
         subset='fit' if split else None)
     if split:
         validation = data.input_fn(train_files, tf_transform_output, global_batch, training=False,
@@ -95,36 +95,36 @@ def effective_settings(training: TrainingConfig, measure: bool = True) -> Tuple[
     Returns:
       (the settings in effect, {setting: why} for each one decided here rather than configured).
     """
-    speed = TrainingConfig(**{name: getattr(training, name) for name in _SPEED_SETTINGS})
-    mixed, why = precision.choose(training.mixed_bfloat16, (lambda: _measured_bfloat16(speed)) if measure else None)
-    decided = {} if training.mixed_bfloat16 is not None else {'mixed_bfloat16': why}
-    gemm, split = training.gemm_upsampling, training.split_skip_logits
+    speed = training.speed
+    # What a step's speed depends on: the measurement is made once per process for each combination.
+    measured = TrainingConfig(encoder_weights=training.encoder_weights, train_encoder=training.train_encoder,
+                              batch_size=training.batch_size, speed=speed)
+    mixed, why = precision.choose(speed.mixed_bfloat16, (lambda: _measured_bfloat16(measured)) if measure else None)
+    decided = {} if speed.mixed_bfloat16 is not None else {'speed.mixed_bfloat16': why}
+    gemm, split = speed.gemm_upsampling, speed.split_skip_logits
     if gemm is None:
-        gemm = mixed and not training.subpixel_upsampling
-        decided['gemm_upsampling'] = 'on under mixed bfloat16 unless subpixel_upsampling (faster there only)'
+        gemm = mixed and not speed.subpixel_upsampling
+        decided['speed.gemm_upsampling'] = 'on under mixed bfloat16 unless subpixel_upsampling (faster there only)'
     if split is None:
-        split = not training.subpixel_upsampling
-        decided['split_skip_logits'] = 'on unless subpixel_upsampling computes the logits layer'
+        split = not speed.subpixel_upsampling
+        decided['speed.split_skip_logits'] = 'on unless subpixel_upsampling computes the logits layer'
     if training.encoder_is_trained != training.train_encoder:
         decided['train_encoder'] = 'random encoder weights are always trained'
-    return dataclasses.replace(training, mixed_bfloat16=mixed, gemm_upsampling=gemm, split_skip_logits=split,
-                               train_encoder=training.encoder_is_trained), decided
+    effective = dataclasses.replace(training.with_speed(mixed_bfloat16=mixed, gemm_upsampling=gemm,
+                                                        split_skip_logits=split),
+                                    train_encoder=training.encoder_is_trained)
+    return effective, decided
 
 
 def use_mixed_bfloat16(training: TrainingConfig, measure: bool = True) -> bool:
     """Whether `training` computes in mixed bfloat16 (`effective_settings`)."""
-    return effective_settings(training, measure)[0].mixed_bfloat16
-
-
-# What a step's speed depends on; the measurement is made once per process for each combination of them.
-_SPEED_SETTINGS = ('encoder_weights', 'train_encoder', 'batch_size', 'subpixel_upsampling', 'gemm_upsampling',
-                   'split_skip_logits', 'jit_compile')
+    return effective_settings(training, measure)[0].speed.mixed_bfloat16
 
 
 @functools.lru_cache(maxsize=None)
 def _measured_bfloat16(settings: TrainingConfig) -> bool:
     return precision.faster_in_bfloat16(
-        lambda mixed: build_model(dataclasses.replace(settings, mixed_bfloat16=mixed)), settings.batch_size)
+        lambda mixed: build_model(settings.with_speed(mixed_bfloat16=mixed)), settings.batch_size)
 
 
 def _build_unet(training: TrainingConfig, num_classes: int = classes.OXFORD_IIIT_PET.num_classes,
@@ -132,9 +132,10 @@ def _build_unet(training: TrainingConfig, num_classes: int = classes.OXFORD_IIIT
     """The U-Net of settings in effect (`effective_settings`)."""
     return model_lib.build_unet(image_size, num_classes, encoder_weights=training.encoder_weights,
                                 train_encoder=training.train_encoder, dropout=training.dropout,
-                                batchnorm_momentum=training.batchnorm_momentum, mixed_bfloat16=training.mixed_bfloat16,
-                                subpixel=training.subpixel_upsampling, gemm_upsampling=training.gemm_upsampling,
-                                split_skip_logits=training.split_skip_logits)
+                                batchnorm_momentum=training.batchnorm_momentum,
+                                mixed_bfloat16=training.speed.mixed_bfloat16, subpixel=training.speed.subpixel_upsampling,
+                                gemm_upsampling=training.speed.gemm_upsampling,
+                                split_skip_logits=training.speed.split_skip_logits)
 
 
 def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
@@ -146,7 +147,7 @@ def float32_twin(model: keras.Model, training: TrainingConfig) -> keras.Model:
     """
     if model_lib.computes_in_float32(model) and not model_lib.has_rewritten_layers(model):
         return model
-    stock = dataclasses.replace(training, mixed_bfloat16=False, subpixel_upsampling=False, gemm_upsampling=False,
+    stock = training.with_speed(mixed_bfloat16=False, subpixel_upsampling=False, gemm_upsampling=False,
                                 split_skip_logits=False)
     twin = _build_unet(stock, num_classes=model.output_shape[-1], image_size=model.input_shape[1])
     model_lib.copy_weights(model, twin)
@@ -178,14 +179,14 @@ def build_model(training: TrainingConfig, base_model: str = None,
       Compiled model.
     """
     training, _ = effective_settings(training)
-    logging.info('Training computes in %s', 'mixed bfloat16' if training.mixed_bfloat16 else 'float32')
+    logging.info('Training computes in %s', 'mixed bfloat16' if training.speed.mixed_bfloat16 else 'float32')
     model = _build_unet(training, description.num_classes, image_size)
     if base_model:
         logging.info('Warm start from %s', base_model)
         model.load_weights(os.path.join(base_model, 'variables', 'variables')).expect_partial()
     model.compile(optimizer=optimizer(training.learning_rate),
                   loss=_loss(description), metrics=metrics.segmentation_metrics(description.names)[:2],
-                  jit_compile=training.jit_compile)
+                  jit_compile=training.speed.jit_compile)
     return without_autograph(model)
 
 
@@ -271,8 +272,9 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     replicas = strategy.num_replicas_in_sync
     # Before the seed: a measured precision builds and steps throwaway models.
     training, decided = effective_settings(training, measure=replicas == 1 and distribute.training_tasks() == 1)
+    in_effect = hparams.flatten(training.to_custom_config())
     for name, why in decided.items():
-        logging.info('%s = %s: %s', name, getattr(training, name), why)
+        logging.info('%s = %s: %s', name, in_effect[name], why)
     keras.utils.set_random_seed(training.seed)
     logging.info('Distribution: %s; %d examples per step (%d per replica)', distribute.describe(strategy),
                  training.batch_size * replicas, training.batch_size)

@@ -1,7 +1,7 @@
 """TFX Tuner entry point: `tuner_fn` searches a few training hyperparameters with KerasTuner.
 
 The search space (`search_space`): learning rate, decoder dropout, BatchNorm momentum and augmentation
-strength, each a `TrainingConfig` field (`hparams.TUNABLE`), so the Tuner's best values feed the Trainer
+strength, each a `TrainingConfig` setting (`hparams.TUNABLE`), so the Tuner's best values feed the Trainer
 through TFX's `hyperparameters` channel and replace the configured ones there (`train.run_fn`).
 
 KerasTuner 1.4 imports Keras 3 (`import keras`), while this stack trains with `tf_keras` (Keras 2): its
@@ -24,7 +24,6 @@ from tfx.components.tuner.component import TunerFnResult
 from modules import callbacks, classes, hparams, train
 from modules.hparams import TrainingConfig
 
-TUNING_KEY = 'tuning'
 OBJECTIVE = 'val_mean_iou'
 
 
@@ -82,13 +81,13 @@ class PetsegTuner(kt.Tuner):
 def trial_training(custom_config: Dict[str, Any]) -> TrainingConfig:
     """The training settings of one trial: the Trainer's, with the tuning section's epochs and steps."""
     training = hparams.from_custom_config(custom_config)
-    tuning = custom_config.get(TUNING_KEY) or {}
+    tuning = hparams.tuning_from_custom_config(custom_config)
     if training.validation_split <= 0:
         raise ValueError('Tuning needs training.validation_split > 0: trials are scored on held-out training '
                          'examples so that the eval split stays unseen.')
-    epochs = tuning.get('trial_epochs', training.epochs)
+    epochs = tuning.trial_epochs
     return dataclasses.replace(training, epochs=epochs, warmup_epochs=min(training.warmup_epochs, epochs - 1),
-                               steps_per_epoch=tuning.get('trial_steps_per_epoch') or training.steps_per_epoch)
+                               steps_per_epoch=tuning.trial_steps_per_epoch or training.steps_per_epoch)
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
@@ -101,9 +100,9 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     Returns:
       The tuner and (no) fit arguments; TFX runs the search and writes the best hyperparameters.
     """
-    tuning = (fn_args.custom_config or {}).get(TUNING_KEY) or {}
+    tuning = hparams.tuning_from_custom_config(fn_args.custom_config)
     tuner = PetsegTuner(trial_training(fn_args.custom_config), fn_args.train_files, fn_args.eval_files,
-                        fn_args.transform_graph_path, max_trials=int(tuning.get('max_trials', 4)),
+                        fn_args.transform_graph_path, max_trials=tuning.max_trials,
                         description=classes.from_custom_config(fn_args.custom_config)[0],
                         directory=fn_args.working_dir, project_name='petseg_tuning', overwrite=True)
     return TunerFnResult(tuner=tuner, fit_kwargs={})

@@ -17,13 +17,14 @@ what made each model.
 
 import dataclasses
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+import typing
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from modules import classes as classes_lib, hparams, keys
-from modules.hparams import TrainingConfig
+from modules.hparams import AugmentationConfig, SpeedConfig, TrainingConfig, TuningConfig
 
-__all__ = ['DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'TfliteConfig',
-           'TrainingConfig', 'TuningConfig', 'preset']
+__all__ = ['AugmentationConfig', 'DataConfig', 'EvaluationConfig', 'PipelineConfig', 'PRESETS', 'SampleData', 'ServingConfig', 'SpeedConfig',
+           'TfliteConfig', 'TrainingConfig', 'TuningConfig', 'preset']
 
 ENCODER_WEIGHT_CHOICES = hparams.ENCODER_WEIGHT_CHOICES
 SOURCE_LAYOUTS = ('auto', 'oxford', 'folders', 'voc')  # components.tfds_example_gen.sources.LAYOUTS
@@ -211,26 +212,6 @@ class TfliteConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TuningConfig:
-    """The opt-in hyperparameter search (TFX Tuner + KerasTuner, `modules/tune.py`) before the Trainer."""
-
-    tune: bool = False
-    max_trials: int = 4
-    # Each trial trains this many epochs (of trial_steps_per_epoch steps, when set) and scores its best
-    # validation mean IoU on the held-out part of the training split (training.validation_split).
-    trial_epochs: int = 6
-    trial_steps_per_epoch: Optional[int] = None
-
-    def validate(self) -> None:
-        """Raises ValueError naming the first nonsensical search setting."""
-        for name in ('max_trials', 'trial_epochs'):
-            value = getattr(self, name)
-            _require(value >= 1, f'tuning.{name} must be >= 1, got {value}')
-        _require(self.trial_steps_per_epoch is None or self.trial_steps_per_epoch >= 1,
-                 f'tuning.trial_steps_per_epoch must be None or >= 1, got {self.trial_steps_per_epoch}')
-
-
-@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything that defines a pipeline run except platform details (paths, images, Beam args)."""
 
@@ -273,8 +254,8 @@ class PipelineConfig:
                 **self.to_transform_custom_config()}
 
     def to_tuner_custom_config(self) -> Dict[str, Any]:
-        """The Tuner's custom_config: the Trainer's plus the search's budget (`modules.tune.TUNING_KEY`)."""
-        return {**self.to_custom_config(), 'tuning': dataclasses.asdict(self.tuning)}
+        """The Tuner's custom_config: the Trainer's plus the search's budget (`hparams.TUNING_KEY`)."""
+        return {**self.to_custom_config(), hparams.TUNING_KEY: dataclasses.asdict(self.tuning)}
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> 'PipelineConfig':
         """This config with `{'section.field': value}` settings replaced; validated.
@@ -292,33 +273,43 @@ class PipelineConfig:
         Raises:
           ValueError: an unknown setting, or a value `validate()` rejects (the message names the field).
         """
-        sections: Dict[str, Dict[str, Any]] = {}
-        top: Dict[str, Any] = {}
+        changes: Dict[str, Any] = {}
         for key, value in overrides.items():
-            if value is None:
-                continue
-            section, _, field = key.rpartition('.')
-            if not section:
-                _check(field in _field_names(PipelineConfig) and field not in _SECTIONS, f'unknown setting {key!r}')
-                top[field] = value
-                continue
-            _check(section in _SECTIONS and field in _field_names(_SECTIONS[section]), f'unknown setting {key!r}')
-            sections.setdefault(section, {})[field] = value
-        data = sections.get('data', {})
-        if any(data.get(name) for name in DATA_SOURCE_FIELDS):
-            data.setdefault('sample', None)
-        replaced = {name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()}
-        return dataclasses.replace(self, **top, **replaced).validate()
+            if value is not None:
+                _check(_is_setting(PipelineConfig, key.split('.')), f'unknown setting {key!r}')
+                changes[key] = value
+        if any(changes.get(f'data.{name}') for name in DATA_SOURCE_FIELDS):
+            changes.setdefault('data.sample', None)
+        return _replaced(self, changes).validate()
 
 
-_SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig, 'serving': ServingConfig,
-             'tflite': TfliteConfig, 'tuning': TuningConfig}
+def _is_setting(cls, path: List[str]) -> bool:
+    """Whether `path` (a dotted name's parts) names a setting of dataclass `cls`, not a section."""
+    hints = typing.get_type_hints(cls)
+    head, rest = path[0], path[1:]
+    if head not in hints:
+        return False
+    if dataclasses.is_dataclass(hints[head]):
+        return bool(rest) and _is_setting(hints[head], rest)
+    return not rest
+
+
+def _replaced(settings, changes: Dict[str, Any]):
+    """`settings` (a frozen dataclass) with `{'dotted.name': value}` replaced, nested sections included."""
+    direct: Dict[str, Any] = {}
+    nested: Dict[str, Dict[str, Any]] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition('.')
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    return dataclasses.replace(settings, **direct,
+                               **{name: _replaced(getattr(settings, name), sub) for name, sub in nested.items()})
+
+
 # Any of these names the data to read, so the generated sample is not wanted.
 DATA_SOURCE_FIELDS = ('dataset', 'data_dir', 'source_dir')
-
-
-def _field_names(cls) -> set:
-    return {field.name for field in dataclasses.fields(cls)}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -351,8 +342,9 @@ PRESETS: Dict[str, PipelineConfig] = {
     # `--source_dir ../shared/data/oxford-pets-real` (or archives, or a TFDS data_dir).
     'real': PipelineConfig(
         training=TrainingConfig(epochs=40, batch_size=16, shuffle_buffer=256, learning_rate=2e-3,
-                                batchnorm_momentum=0.9, augment_scale=0.3, augment_rotation=10.0, augment_shift=0.1,
-                                augment_color=0.5, lr_schedule='cosine', warmup_epochs=2, class_weights=(2.0, 1.0, 2.0),
+                                batchnorm_momentum=0.9,
+                                augmentation=AugmentationConfig(scale=0.3, rotation=10.0, shift=0.1, color=0.5),
+                                lr_schedule='cosine', warmup_epochs=2, class_weights=(2.0, 1.0, 2.0),
                                 test_time_flip=True),
         evaluation=EvaluationConfig(min_pixel_accuracy=0.75, min_mean_iou=0.5, max_regression=0.01),
     ),

@@ -22,6 +22,9 @@ from pipeline import config as config_lib
 # Settings that are not flags: the generated sample is chosen by preset and turned off by any data source.
 NOT_FLAGS = {'data.sample', 'data.class_description'}
 _PATH_FIELDS = ('data.data_dir', 'data.source_dir')
+# A flag is named after its setting's last part, with its section's prefix where that alone would be unclear
+# (`--augment_scale` sets training.augmentation.scale; `--jit_compile` sets training.speed.jit_compile).
+_FLAG_PREFIX = {'training.augmentation': 'augment_'}
 _HELP = {
     'name': 'pipeline name; outputs go to OUTPUT_DIR/NAME',
     'data.dataset': 'TFDS dataset name[:version], e.g. oxford_iiit_pet:4.*.* (turns generated sample data off)',
@@ -48,26 +51,26 @@ _HELP = {
     'training.train_encoder': 'fine-tune the encoder too (random encoder weights are always trained)',
     'training.dropout': 'dropout rate in the decoder blocks',
     'training.batchnorm_momentum': "every BatchNorm's momentum (default: Keras'; ~0.9 for small data from scratch)",
-    'training.jit_compile': 'XLA-compile the train step (off: slower on the CPUs measured)',
-    'training.subpixel_upsampling': 'every transposed convolution as a sub-pixel convolution, same function and weights',
+    'training.speed.jit_compile': 'XLA-compile the train step (off: slower on the CPUs measured)',
+    'training.speed.subpixel_upsampling': 'every transposed convolution as a sub-pixel convolution, same function and weights',
     'training.steps_per_epoch': 'steps per epoch (default: one pass over the training split)',
     'training.validation_steps': 'validation steps per epoch (default: the whole validation data)',
     'training.warm_start': 'start from the weights of the latest trained model',
     'training.seed': 'seed of weights, shuffling and augmentation',
     'training.encoder_weights': "'imagenet', 'none' (random, trained) or a local MobileNetV2 no-top .h5",
-    'training.mixed_bfloat16': 'train in mixed bfloat16 (default: on AMX CPUs and GPUs of compute capability 8.0+, '
+    'training.speed.mixed_bfloat16': 'train in mixed bfloat16 (default: on AMX CPUs and GPUs of compute capability 8.0+, '
                                'measured against float32 on CPUs with AVX512-BF16 but no AMX)',
-    'training.gemm_upsampling': "the decoder's 4x4 and 8x8 transposed convolutions as one matrix multiply over the "
+    'training.speed.gemm_upsampling': "the decoder's 4x4 and 8x8 transposed convolutions as one matrix multiply over the "
                                 'nine taps, same function and weights (default: under mixed bfloat16)',
-    'training.split_skip_logits': 'the logits layer over the last decoder output and the first skip taken apart, not '
+    'training.speed.split_skip_logits': 'the logits layer over the last decoder output and the first skip taken apart, not '
                                   'their concatenation; same function and weights (default: on unless subpixel)',
     'training.class_weights': 'per-class loss weights, one per class of the data (Oxford: pet background border)',
-    'training.augment_flip': 'flip training images and masks left-right at random (the tutorial\'s augmentation)',
-    'training.augment_scale': 'training zoom in [1/(1+s), 1+s] at strength 1 (0: off)',
-    'training.augment_rotation': 'training rotation in degrees, +-value at strength 1 (0: off)',
-    'training.augment_shift': 'training shift as a fraction of the side, +-value at strength 1 (0: off)',
-    'training.augment_color': 'training brightness/contrast/saturation/hue jitter at strength 1 (0: off; images only)',
-    'training.augment_strength': 'multiplies every augmentation amount (what --tune searches)',
+    'training.augmentation.flip': 'flip training images and masks left-right at random (the tutorial\'s augmentation)',
+    'training.augmentation.scale': 'training zoom in [1/(1+s), 1+s] at strength 1 (0: off)',
+    'training.augmentation.rotation': 'training rotation in degrees, +-value at strength 1 (0: off)',
+    'training.augmentation.shift': 'training shift as a fraction of the side, +-value at strength 1 (0: off)',
+    'training.augmentation.color': 'training brightness/contrast/saturation/hue jitter at strength 1 (0: off; images only)',
+    'training.augmentation.strength': 'multiplies every augmentation amount (what --tune searches)',
     'training.lr_schedule': "'constant' or 'cosine' (decays to ~0 by the last epoch, after the warm-up)",
     'training.warmup_epochs': 'epochs of linear learning-rate warm-up',
     'training.validation_split': 'fraction of the training examples held out to validate on (0: the eval split)',
@@ -104,18 +107,17 @@ _HELP = {
 
 def _settings():
     """(dotted name, flag name, type hint, built-in default) of every overridable setting."""
-    top = typing.get_type_hints(config_lib.PipelineConfig)
-    sections = [('', config_lib.PipelineConfig)] + [
-        (field.name, top[field.name]) for field in dataclasses.fields(config_lib.PipelineConfig)
-        if dataclasses.is_dataclass(top[field.name])]
-    for section, cls in sections:
-        hints = typing.get_type_hints(cls)
-        for field in dataclasses.fields(cls):
-            if not section and dataclasses.is_dataclass(hints[field.name]):
-                continue
-            dotted = f'{section}.{field.name}' if section else field.name
-            if dotted not in NOT_FLAGS:
-                yield dotted, field.name, hints[field.name], field.default
+    yield from _section_settings(config_lib.PipelineConfig, '')
+
+
+def _section_settings(cls, section: str):
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        dotted = f'{section}.{field.name}' if section else field.name
+        if dataclasses.is_dataclass(hints[field.name]):
+            yield from _section_settings(hints[field.name], dotted)
+        elif dotted not in NOT_FLAGS:
+            yield dotted, _FLAG_PREFIX.get(section, '') + field.name, hints[field.name], field.default
 
 
 def _unwrap_optional(hint):

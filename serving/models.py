@@ -10,11 +10,11 @@ numbers); versions that disappear are unloaded. The newest loaded version is the
 import logging
 import os
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from modules import paths
+from modules import classes, paths
 
 _COMPLETE_MARKERS = (paths.SAVED_MODEL_FILE, os.path.join('variables', 'variables.index'))
 
@@ -31,6 +31,8 @@ class ModelRepository:
         self.root = root
         self._keep = keep
         self._models: Dict[int, object] = {}
+        # What each loaded version carries beside its graph (its classes and input size), read once at load.
+        self._facts: Dict[int, Tuple[classes.ClassDescription, int]] = {}
         self._errors: Dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -44,17 +46,18 @@ class ModelRepository:
                 continue
             try:
                 model = tf.saved_model.load(os.path.join(self.root, str(version)))
+                facts = classes.read_from_model(os.path.join(self.root, str(version)))
             except Exception as e:  # a broken version must not stop the others from serving
                 logging.error('Cannot load version %d: %s', version, e)
                 with self._lock:
                     self._errors[version] = f'{type(e).__name__}: {e}'
                 continue
             with self._lock:
-                self._models[version] = model
+                self._models[version], self._facts[version] = model, facts
             logging.info('Loaded version %d from %s', version, self.root)
         with self._lock:
             for version in [v for v in self._models if v not in wanted]:
-                del self._models[version]
+                del self._models[version], self._facts[version]
                 logging.info('Unloaded version %d', version)
             return sorted(self._models)
 
@@ -65,6 +68,11 @@ class ModelRepository:
     def errors(self) -> Dict[int, str]:
         with self._lock:
             return dict(self._errors)
+
+    def classes(self, version: int) -> Tuple[classes.ClassDescription, int]:
+        """(classes, input size) a loaded version was exported with; KeyError when it is not loaded."""
+        with self._lock:
+            return self._facts[version]
 
     def get(self, version: Optional[int] = None):
         """(version, loaded SavedModel): the newest, or the one asked for; KeyError when it is not loaded."""

@@ -257,8 +257,8 @@ class Server:
     async def info(self, request: web.Request) -> web.Response:
         """The page's facts: versions, and the classes (names, colours) the newest version carries."""
         versions = self.repository.versions()
-        description, image_size = classes.read_from_model(os.path.join(self.repository.root, str(versions[-1]))) \
-            if versions else (classes.OXFORD_IIIT_PET, classes.DEFAULT_IMAGE_SIZE)
+        description, image_size = self.repository.classes(versions[-1]) if versions else (
+            classes.OXFORD_IIIT_PET, classes.DEFAULT_IMAGE_SIZE)
         return web.json_response({'model': self.model_name, 'versions': versions, 'classes': list(description.names),
                                   'colors': [list(c) for c in description.colors], 'image_size': image_size,
                                   'padding_class': signatures.PADDING_CLASS})

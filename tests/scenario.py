@@ -53,10 +53,13 @@ class Scenario:
 
     def training_job(self, out_dir, **training) -> dict:
         """`train_and_export`'s arguments on this story's Transform output, outputs laid out as the Trainer's
-        (the backup goes to `<out_dir>/Trainer/backup`); `training` changes the smoke preset's settings."""
+        (the backup goes to `<out_dir>/Trainer/backup`); `training` changes the smoke preset's settings (speed
+        settings by their names, e.g. `mixed_bfloat16=False`)."""
         root = os.path.join(self.root, 'pipeline_root', 'Transform')
         transformed = paths.version_dir(os.path.join(root, 'transformed_examples'))
-        settings = dataclasses.replace(self.config.training, **training)
+        speed = {name: training.pop(name) for name in list(training)
+                 if name in {field.name for field in dataclasses.fields(hparams.SpeedConfig)}}
+        settings = dataclasses.replace(self.config.training, **training).with_speed(**speed)
         return {'train': glob.glob(os.path.join(paths.split_dir(transformed, 'train'), '*')),
                 'eval': glob.glob(os.path.join(paths.split_dir(transformed, 'eval'), '*')),
                 'transform': paths.version_dir(os.path.join(root, 'transform_graph')),
@@ -76,7 +79,7 @@ def training_command(job: dict, setup: str = '') -> list:
         'from modules import hparams, train',
         'args = json.loads(sys.argv[1])',
         'history = train.train_and_export(args["train"], args["eval"], args["transform"], args["serving"], '
-        'args["run"], hparams.TrainingConfig(**args["training"]))',
+        'args["run"], hparams.from_custom_config(args))',
         'print("EPOCHS", len(history.get("loss", [])))'])
     return [sys.executable, '-c', script, json.dumps(job)]
 

@@ -29,13 +29,17 @@ def test_remote_paths_and_flags_pass_through():
 
 def test_every_setting_of_the_config_is_a_flag():
     parser_dests = {action.dest for action in local_runner.build_parser()._actions}
-    settings = set()
-    for section in dataclasses.fields(config_lib.PipelineConfig):
-        if dataclasses.is_dataclass(section.default):
-            settings |= {f'{section.name}.{field.name}' for field in dataclasses.fields(section.default)}
-        else:
-            settings.add(section.name)
-    assert {'tuning.max_trials', 'tflite.int8_tolerance', 'data.image_size', 'name'} <= settings
+
+    def leaves(settings, prefix=''):
+        for field in dataclasses.fields(settings):
+            value = getattr(settings, field.name)
+            if dataclasses.is_dataclass(value) and field.name != 'sample':
+                yield from leaves(value, f'{prefix}{field.name}.')
+            else:
+                yield prefix + field.name
+    settings = set(leaves(config_lib.PipelineConfig()))
+    assert {'tuning.max_trials', 'tflite.int8_tolerance', 'data.image_size', 'name', 'training.augmentation.scale',
+            'training.speed.mixed_bfloat16'} <= settings
     assert flags.NOT_FLAGS <= settings, 'a setting kept from the flags must exist'
     missing = sorted(settings - flags.NOT_FLAGS - parser_dests)
     assert not missing, f'settings without a flag: {missing}'
@@ -46,7 +50,8 @@ def test_every_setting_of_the_config_is_a_flag():
     (['--anomalies', 'warn'], ('data', 'anomalies', 'warn')),
     (['--batchnorm_momentum', '0.8'], ('training', 'batchnorm_momentum', 0.8)),
     (['--class_weights', '2', '2', '1'], ('training', 'class_weights', (2.0, 2.0, 1.0))),
-    (['--no-mixed_bfloat16'], ('training', 'mixed_bfloat16', False)),
+    (['--no-mixed_bfloat16'], ('training.speed', 'mixed_bfloat16', False)),
+    (['--augment_scale', '0.3'], ('training.augmentation', 'scale', 0.3)),
     (['--train_encoder'], ('training', 'train_encoder', True)),
     (['--min_mean_iou', '0.55'], ('evaluation', 'min_mean_iou', 0.55)),
     (['--tflite_variants', 'float16', 'int8'], ('tflite', 'tflite_variants', ('float16', 'int8'))),
@@ -55,7 +60,10 @@ def test_every_setting_of_the_config_is_a_flag():
 ])
 def test_settings_named_by_error_messages_are_flags(argv, expected):
     section, field, value = expected
-    assert getattr(getattr(_config(*argv), section), field) == value
+    settings = _config(*argv)
+    for name in section.split('.'):
+        settings = getattr(settings, name)
+    assert getattr(settings, field) == value
 
 
 @pytest.mark.parametrize('argv, message', [

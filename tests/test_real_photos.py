@@ -63,8 +63,9 @@ def test_the_tuners_best_values_are_what_the_trainer_trained_with(real_run):
     [results_file] = glob.glob(os.path.join(run_dir, 'pipeline_root', 'Tuner', 'tuner_results', '*', '*.json'))
     assert len(json.load(open(results_file))) == 2, 'two trials, both scored'
     trained = run_summary.read_trained_settings(summary.model_run_uri)
-    assert {name: trained[name] for name in hparams.TUNABLE} == best
-    assert trained['lr_schedule'] == 'cosine' and trained['augment_scale'] == 0.3
+    restored = hparams.from_custom_config({'training': {k: v for k, v in trained.items() if k != hparams.DECIDED_KEY}})
+    assert hparams.tuned_values(restored) == best
+    assert trained['lr_schedule'] == 'cosine' and trained['augmentation']['scale'] == 0.3
 
 
 def test_the_report_shows_predictions_on_real_photos(real_run, real_pets):
@@ -80,8 +81,9 @@ def test_the_report_shows_predictions_on_real_photos(real_run, real_pets):
     assert '## Training settings (in effect)' in text
     # What the Trainer decided, not the raw settings: random encoder weights are trained, the layer forms chosen.
     assert '| train_encoder | True | random encoder weights are always trained |' in text
-    assert '| split_skip_logits | True | on unless subpixel_upsampling' in text
-    assert '| gemm_upsampling | None' not in text and '| mixed_bfloat16 | None' not in text
+    assert '| speed.split_skip_logits | True | on unless subpixel_upsampling' in text
+    assert '| augmentation.scale | 0.3 |' in text
+    assert '| speed.gemm_upsampling | None' not in text and '| speed.mixed_bfloat16 | None' not in text
     assert os.path.exists(os.path.join(summary.model_run_uri, train.TRAINED_SETTINGS_FILE))
 
 

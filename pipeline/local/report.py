@@ -69,6 +69,7 @@ def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures:
     # What the model was trained with: the Trainer's record (the Tuner's values applied), else the config.
     trained = dict(run_summary.read_trained_settings(summary.model_run_uri)) if summary.model_run_uri else {}
     decided = trained.pop(hparams.DECIDED_KEY, {})
+    settings = hparams.flatten(trained or dataclasses.asdict(config.training))
     source = data.source_dir or data.data_dir or 'TFDS default data dir'
     lines = [f'# petseg run {summary.run_id}', '',
              '## Data', '',
@@ -77,7 +78,7 @@ def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures:
              f'- examples: {", ".join(f"{k} {v}" for k, v in sorted(summary.num_examples.items())) or "n/a"}', '',
              '## Training settings' + (' (in effect)' if trained else ' (configured)'), '',
              '| setting | value | decided by the Trainer, because |', '|---|---|---|']
-    lines += [f'| {k} | {v} | {decided.get(k, "")} |' for k, v in (trained or dataclasses.asdict(config.training)).items()]
+    lines += [f'| {k} | {v} | {decided.get(k, "")} |' for k, v in settings.items()]
     lines += ['', '## Components', '', '| component | state | seconds |', '|---|---|---|']
     lines += [f'| {c.node_id} | {c.state} | {c.seconds:.1f} |' for c in summary.components]
     lines += ['', '## Evaluation (eval split)', '', run_summary.format_table(summary), '']

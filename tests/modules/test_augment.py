@@ -5,10 +5,11 @@ import pytest
 import tensorflow as tf
 
 from modules import classes, augment
+from modules.hparams import AugmentationConfig
 
 # Each class has its own pure colour, so the class of a pixel can be read back from the image.
 PALETTE = np.array([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]], np.float32)
-STRONG = augment.Augmentation(flip=True, scale=0.4, rotation=20.0, shift=0.15, color=0.0)
+STRONG = AugmentationConfig(flip=True, scale=0.4, rotation=20.0, shift=0.15, color=0.0)
 
 
 def _blocky_batch(batch: int = 16, size: int = 64, seed: int = 0):
@@ -26,10 +27,10 @@ def _class_from_colour(images: np.ndarray):
 
 
 @pytest.mark.parametrize('augmentation', [
-    augment.Augmentation(flip=True),
-    augment.Augmentation(flip=False, scale=0.5),
-    augment.Augmentation(flip=False, rotation=30.0),
-    augment.Augmentation(flip=False, shift=0.2),
+    AugmentationConfig(flip=True),
+    AugmentationConfig(flip=False, scale=0.5),
+    AugmentationConfig(flip=False, rotation=30.0),
+    AugmentationConfig(flip=False, shift=0.2),
     STRONG,
 ], ids=['flip', 'scale', 'rotation', 'shift', 'all'])
 def test_geometric_transforms_keep_image_and_mask_aligned(augmentation):
@@ -55,22 +56,22 @@ def test_each_example_draws_its_own_transform():
     images, masks = _blocky_batch(batch=2)
     same_images = tf.concat([images[:1], images[:1]], 0)
     same_masks = tf.concat([masks[:1], masks[:1]], 0)
-    _, out = augment.augment_batch(same_images, same_masks, augment.Augmentation(flip=False, rotation=30.0), seed=3)
+    _, out = augment.augment_batch(same_images, same_masks, AugmentationConfig(flip=False, rotation=30.0), seed=3)
     assert not np.array_equal(out[0].numpy(), out[1].numpy())
 
 
 def test_color_jitter_changes_the_image_only_and_stays_in_range():
     images, masks = _blocky_batch()
-    out_images, out_masks = augment.augment_batch(images, masks, augment.Augmentation(flip=False, color=1.0), seed=5)
+    out_images, out_masks = augment.augment_batch(images, masks, AugmentationConfig(flip=False, color=1.0), seed=5)
     np.testing.assert_array_equal(out_masks.numpy(), masks.numpy())
     assert 0.0 <= out_images.numpy().min() and out_images.numpy().max() <= 1.0
     assert np.abs(out_images.numpy() - images.numpy()).mean() > 0.01
 
 
 def test_strength_scales_every_amount_and_zero_turns_them_off():
-    half = STRONG.scaled(0.5)
-    assert (half.scale, half.rotation, half.shift) == (0.2, 10.0, 0.075)
-    off = augment.Augmentation(flip=False, scale=0.4, rotation=20.0, color=1.0).scaled(0.0)
+    half = AugmentationConfig(scale=0.4, rotation=20.0, shift=0.15, strength=0.5).at_strength()
+    assert (half.scale, half.rotation, half.shift, half.strength) == (0.2, 10.0, 0.075, 1.0)
+    off = AugmentationConfig(flip=False, scale=0.4, rotation=20.0, color=1.0, strength=0.0)
     images, masks = _blocky_batch()
     out_images, out_masks = augment.augment_batch(images, masks, off, seed=1)
     np.testing.assert_array_equal(out_images.numpy(), images.numpy())

@@ -30,8 +30,8 @@ def test_the_trainer_measures_the_precision_trains_in_it_and_records_it(scenario
     mixed = measured.group(1) == 'mixed bfloat16'
     assert f'Training computes in {measured.group(1)}' in output
     trained = json.load(open(os.path.join(args['run'], train.TRAINED_SETTINGS_FILE)))
-    assert trained['mixed_bfloat16'] is mixed, 'training.json records the precision used, not None'
-    assert trained['decided']['mixed_bfloat16'].startswith('measured'), trained['decided']
+    assert trained['speed']['mixed_bfloat16'] is mixed, 'training.json records the precision used, not None'
+    assert trained['decided']['speed.mixed_bfloat16'].startswith('measured'), trained['decided']
     assert trained['train_encoder'] is True and 'always trained' in trained['decided']['train_encoder']
     assert output.count('Precision measured') == 1, 'decided once'
     assert 'EPOCHS 1' in output and os.path.isdir(args['serving'])

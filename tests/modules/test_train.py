@@ -14,7 +14,7 @@ from modules import callbacks, classes, hparams, layers, model as model_lib, pre
 @pytest.mark.parametrize('setting', [True, False])
 def test_an_explicit_precision_wins_over_the_hardware(setting, monkeypatch):
     monkeypatch.setattr(precision, 'native_bfloat16', lambda: not setting)
-    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=setting)
+    training = hparams.TrainingConfig().with_speed(mixed_bfloat16=setting)
     assert train.use_mixed_bfloat16(training) is setting
 
 
@@ -61,7 +61,7 @@ def test_measuring_the_unet_agrees_with_the_hardware_where_it_settles_the_precis
         pytest.skip('AVX512-BF16 without AMX: the measurement is the only judge here')
     training = dataclasses.replace(hparams.TrainingConfig(), batch_size=8)
     faster = precision.faster_in_bfloat16(lambda mixed: train.build_model(
-        dataclasses.replace(training, mixed_bfloat16=mixed)), training.batch_size)
+        training.with_speed(mixed_bfloat16=mixed)), training.batch_size)
     assert faster is native, 'AMX: bfloat16 is faster; without bfloat16 instructions it is emulated and slower'
 
 
@@ -73,10 +73,10 @@ def test_measuring_the_unet_agrees_with_the_hardware_where_it_settles_the_precis
     (True, False, False, False),
 ])
 def test_gemm_upsampling_follows_the_precision_unless_configured(mixed, subpixel, configured, used):
-    training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, gemm_upsampling=configured,
-                                   mixed_bfloat16=mixed)
+    training = hparams.TrainingConfig().with_speed(subpixel_upsampling=subpixel, gemm_upsampling=configured,
+                                                   mixed_bfloat16=mixed)
     effective, decided = train.effective_settings(training)
-    assert effective.gemm_upsampling is used and ('gemm_upsampling' in decided) is (configured is None)
+    assert effective.speed.gemm_upsampling is used and ('speed.gemm_upsampling' in decided) is (configured is None)
     assert train.effective_settings(effective) == (effective, {}), 'deciding again changes nothing'
 
 
@@ -86,9 +86,9 @@ def test_gemm_upsampling_follows_the_precision_unless_configured(mixed, subpixel
     (False, False, False),   # set: as configured
 ])
 def test_split_skip_logits_is_on_unless_configured_or_the_subpixel_form_is_asked_for(subpixel, configured, used):
-    training = dataclasses.replace(hparams.TrainingConfig(), subpixel_upsampling=subpixel, split_skip_logits=configured)
-    assert train.effective_settings(training)[0].split_skip_logits is used
-    logits = train.build_model(dataclasses.replace(training, mixed_bfloat16=False)).get_layer('logits')
+    training = hparams.TrainingConfig().with_speed(subpixel_upsampling=subpixel, split_skip_logits=configured)
+    assert train.effective_settings(training)[0].speed.split_skip_logits is used
+    logits = train.build_model(training.with_speed(mixed_bfloat16=False)).get_layer('logits')
     assert isinstance(logits, layers.SplitSkipConv2DTranspose) is used
 
 
@@ -97,7 +97,7 @@ def _gemm_layers(model):
 
 
 def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():
-    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=True)
+    training = hparams.TrainingConfig().with_speed(mixed_bfloat16=True)
     model = train.build_model(training)
     twin = train.float32_twin(model, training)
     assert twin is not model
@@ -110,11 +110,11 @@ def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():
 def test_a_float32_export_warm_starts_a_bfloat16_model_with_all_its_weights(tmp_path):
     # the mixed model has one more (weightless) layer, the float32 cast of its logits: no weight may be skipped
     # and the export has the stock layers (float32_twin) where the warm-started model has rewritten ones
-    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False)
+    training = hparams.TrainingConfig().with_speed(mixed_bfloat16=False)
     exported = train.float32_twin(train.build_model(training), training)
     assert not model_lib.has_rewritten_layers(exported)
     exported.save(str(tmp_path / 'model'), save_format='tf', include_optimizer=False, save_traces=False)
-    warm = train.build_model(dataclasses.replace(training, mixed_bfloat16=True), base_model=str(tmp_path / 'model'))
+    warm = train.build_model(training.with_speed(mixed_bfloat16=True), base_model=str(tmp_path / 'model'))
     assert isinstance(warm.get_layer('logits'), layers.SplitSkipConv2DTranspose)
     for ours, theirs in zip(warm.weights, exported.weights):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.name)
@@ -122,7 +122,7 @@ def test_a_float32_export_warm_starts_a_bfloat16_model_with_all_its_weights(tmp_
 
 @pytest.mark.parametrize('rewrite', ['gemm_upsampling', 'subpixel_upsampling', 'split_skip_logits'])
 def test_a_float32_model_with_rewritten_layers_is_exported_with_the_stock_ones(rewrite):
-    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False, **{rewrite: True})
+    training = hparams.TrainingConfig().with_speed(mixed_bfloat16=False, **{rewrite: True})
     model = train.build_model(training)
     twin = train.float32_twin(model, training)
     assert model_lib.has_rewritten_layers(model) and not model_lib.has_rewritten_layers(twin)
@@ -131,7 +131,7 @@ def test_a_float32_model_with_rewritten_layers_is_exported_with_the_stock_ones(r
 
 
 def test_a_float32_model_is_exported_as_is():
-    training = dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=False, split_skip_logits=False)
+    training = hparams.TrainingConfig().with_speed(mixed_bfloat16=False, split_skip_logits=False)
     model = train.build_model(training)
     assert train.float32_twin(model, training) is model
 
@@ -226,7 +226,9 @@ def test_early_stopping_resumes_with_its_best_epoch_and_count(tmp_path):
 def test_tuned_values_replace_the_configured_ones_and_unknown_names_are_refused():
     training = hparams.TrainingConfig(learning_rate=0.001, dropout=0.0)
     tuned = hparams.with_hyperparameters(training, {'learning_rate': 0.0005, 'augment_strength': 0.5})
-    assert (tuned.learning_rate, tuned.augment_strength, tuned.dropout) == (0.0005, 0.5, 0.0)
+    assert (tuned.learning_rate, tuned.augmentation.strength, tuned.dropout) == (0.0005, 0.5, 0.0)
+    assert hparams.tuned_values(tuned) == {'learning_rate': 0.0005, 'dropout': 0.0, 'batchnorm_momentum': None,
+                                          'augment_strength': 0.5}
     assert hparams.with_hyperparameters(training, None) is training
     with pytest.raises(ValueError, match='epochs are not tunable'):
         hparams.with_hyperparameters(training, {'epochs': 3})
@@ -240,10 +242,10 @@ def test_a_backup_resumes_when_the_measured_precision_comes_out_otherwise(first,
     images = rng.random((2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 3), 'float32')
     masks = rng.integers(0, classes.OXFORD_IIIT_PET.num_classes, (2, classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, 1))
     backup = str(tmp_path / 'backup')
-    killed = train.build_model(dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=first))
+    killed = train.build_model(hparams.TrainingConfig().with_speed(mixed_bfloat16=first))
     killed.fit(images, masks, batch_size=2, epochs=1, verbose=0,
                callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
-    rerun = train.build_model(dataclasses.replace(hparams.TrainingConfig(), mixed_bfloat16=then))
+    rerun = train.build_model(hparams.TrainingConfig().with_speed(mixed_bfloat16=then))
     assert len(_gemm_layers(killed if first else rerun)) == 2, 'the bfloat16 side has the GEMM layers'
     epochs = []
     rerun.fit(images, masks, batch_size=2, epochs=1, verbose=0,

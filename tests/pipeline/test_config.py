@@ -38,8 +38,8 @@ def test_tutorial_preset_reproduces_the_seed():
     ('tflite.tflite_variants', ('int8', 'int8'), 'tflite.tflite_variants must be distinct values of'),
     ('tflite.int8_tolerance', 1.5, 'tflite.int8_tolerance must be in'),
     ('tflite.representative_examples', 0, 'tflite.representative_examples must be >= 1, got 0'),
-    ('training.augment_rotation', -5.0, 'training.augment_rotation must be >= 0, got -5.0'),
-    ('training.augment_shift', 1.0, 'augment_shift x augment_strength must be < 1'),
+    ('training.augmentation.rotation', -5.0, 'training.augmentation.rotation must be >= 0, got -5.0'),
+    ('training.augmentation.shift', 1.0, 'training.augmentation.shift x strength must be < 1'),
     ('training.lr_schedule', 'step', "training.lr_schedule must be one of \\('constant', 'cosine'\\)"),
     ('training.warmup_epochs', 12, r'training.warmup_epochs must be in \[0, epochs\), got 12'),
     ('training.validation_split', 0.7, r'training.validation_split must be in \[0, 0.5\]'),
@@ -53,13 +53,21 @@ def test_validate_names_the_bad_field(key, value, message):
 
 
 def test_validate_refuses_both_forms_of_the_transposed_convolutions():
-    with pytest.raises(ValueError, match='subpixel_upsampling and training.gemm_upsampling'):
-        config_lib.preset('default').with_overrides({'training.subpixel_upsampling': True,
-                                                     'training.gemm_upsampling': True})
-    with pytest.raises(ValueError, match='subpixel_upsampling and training.split_skip_logits'):
-        config_lib.preset('default').with_overrides({'training.subpixel_upsampling': True,
-                                                     'training.split_skip_logits': True})
-    assert config_lib.preset('default').with_overrides({'training.subpixel_upsampling': True}).training.subpixel_upsampling
+    with pytest.raises(ValueError, match='training.speed.subpixel_upsampling and gemm_upsampling'):
+        config_lib.preset('default').with_overrides({'training.speed.subpixel_upsampling': True,
+                                                     'training.speed.gemm_upsampling': True})
+    with pytest.raises(ValueError, match='training.speed.subpixel_upsampling and split_skip_logits'):
+        config_lib.preset('default').with_overrides({'training.speed.subpixel_upsampling': True,
+                                                     'training.speed.split_skip_logits': True})
+    sub_pixel = config_lib.preset('default').with_overrides({'training.speed.subpixel_upsampling': True})
+    assert sub_pixel.training.speed.subpixel_upsampling
+
+
+def test_nested_sections_are_replaced_setting_by_setting():
+    real = config_lib.preset('real')
+    config = real.with_overrides({'training.augmentation.color': 0.0, 'training.speed.jit_compile': True})
+    assert config.training.augmentation == dataclasses.replace(real.training.augmentation, color=0.0)
+    assert config.training.speed.jit_compile and config.training.epochs == real.training.epochs
 
 
 def test_with_overrides_replaces_only_what_is_given():
@@ -78,7 +86,8 @@ def test_naming_a_data_source_turns_the_generated_sample_off(source):
     assert config.data.sample is None
 
 
-@pytest.mark.parametrize('key', ['training.epoch', 'trainer.epochs', 'data.sample.num_train', 'training'])
+@pytest.mark.parametrize('key', ['training.epoch', 'trainer.epochs', 'data.sample.num_train', 'training',
+                                 'training.speed', 'training.speed.fast', 'training.augmentation.scale.x'])
 def test_unknown_settings_are_named(key):
     with pytest.raises(ValueError, match=f"unknown setting '{key}'"):
         config_lib.preset('default').with_overrides({key: 1})
@@ -91,11 +100,23 @@ def test_unknown_preset():
 
 def test_custom_config_round_trips_through_json():
     config = config_lib.preset('full').with_overrides(
-        {'training.epochs': 7, 'training.class_weights': (1.0, 3.0, 2.0), 'training.mixed_bfloat16': False,
-         'training.batchnorm_momentum': 0.8})
+        {'training.epochs': 7, 'training.class_weights': (1.0, 3.0, 2.0), 'training.speed.mixed_bfloat16': False,
+         'training.batchnorm_momentum': 0.8, 'training.augmentation.scale': 0.2})
     restored = hparams.from_custom_config(json.loads(json.dumps(config.to_custom_config())))
     assert restored == config.training
     assert restored.class_weights == (1.0, 3.0, 2.0) and restored != config_lib.preset('full').training
+
+
+def test_custom_configs_of_earlier_runs_with_flat_settings_are_read_into_the_sections():
+    # MLMD keeps the custom_configs of runs made before the augmentation and speed settings were nested.
+    flat = {name: value for name, value in dataclasses.asdict(hparams.TrainingConfig()).items()
+            if name not in ('augmentation', 'speed')}
+    flat.update(augment_scale=0.3, augment_flip=False, mixed_bfloat16=True, gemm_upsampling=None, jit_compile=False)
+    restored = hparams.from_custom_config({'training': flat})
+    assert restored.augmentation == hparams.AugmentationConfig(flip=False, scale=0.3)
+    assert restored.speed == hparams.SpeedConfig(mixed_bfloat16=True)
+    with pytest.raises(ValueError, match='Unknown training settings in custom_config: speed.fast'):
+        hparams.from_custom_config({'training': {'speed': {'fast': True}}})
 
 
 def test_custom_config_without_or_with_unknown_training_settings_is_refused():
@@ -121,7 +142,7 @@ def test_the_real_preset_chooses_nothing_on_the_eval_split():
     # is only watched (the ablation found holding 10% out for early stopping cost more than it chose).
     assert training.encoder_weights == 'none' and training.early_stopping_patience is None
     assert training.lr_schedule == 'cosine' and training.class_weights == (2.0, 1.0, 2.0) and training.test_time_flip
-    assert training.augment_scale > 0 and training.augment_color > 0
+    assert training.augmentation.scale > 0 and training.augmentation.color > 0
     assert real.data.sample is None, 'the real preset reads the data it is given (--source_dir), not generated pets'
 
 

@@ -4,6 +4,7 @@
     python local_runner.py --preset tutorial --data_dir ~/tensorflow_datasets
     python local_runner.py --source_dir ../shared/data/oxford-pets-real --epochs 20   # real photos, offline
     python local_runner.py --help                # every setting of pipeline/config.py is a flag
+    python local_runner.py --when_drift outputs/petseg/monitor/latest.json   # only if the monitor warrants it
 
 Outputs go under --output_dir (default ./outputs): `<name>/pipeline_root/` (artifacts),
 `<name>/metadata.db` (MLMD), `<name>/serving_model/<version>/` (pushed, blessed models),
@@ -19,9 +20,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # C++ INFO lines (oneDNN, cu
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
-from typing import Optional, Sequence  # noqa: E402
+from typing import Dict, Optional, Sequence, Tuple  # noqa: E402
 
 # google-api-core warns once per Cloud client module that Python 3.10 is old; TFX 1.16 needs 3.10.
 warnings.filterwarnings('ignore', message='You are using a non-supported Python version')
@@ -31,6 +33,7 @@ warnings.filterwarnings('ignore', message='You are using a non-supported Python 
 from modules import cli  # noqa: E402
 from pipeline import flags  # noqa: E402
 from pipeline.local import console as console_lib, run_lock  # noqa: E402
+from pipeline.local.memory import PeakMemory  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 
 
@@ -41,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='Beam DirectRunner workers; >1 runs them as processes (default: 1)')
     parser.add_argument('--no_cache', action='store_true', help='rerun every component even if nothing changed')
     parser.add_argument('--verbose', action='store_true', help='show the full TensorFlow/TFX/Beam log on the console')
+    parser.add_argument('--when_drift', metavar='VERDICT',
+                        help="run only when this monitor verdict (python -m pipeline.monitor's latest.json) warrants "
+                             'retraining; otherwise say why not and exit 0')
     parser.add_argument('--wait', type=float, default=0.0, metavar='SECONDS',
                         help='when another run holds the same output directory, wait this long for it '
                              '(default: 0, refuse at once)')
@@ -57,9 +63,11 @@ def config_from_args(argv: Optional[Sequence[str]] = None):
     return args, flags.config_from_args(args, parser)
 
 
-def _print_outputs(console: console_lib.RunConsole, config: PipelineConfig, run_dir: str) -> None:
+def _print_outputs(console: console_lib.RunConsole, config: PipelineConfig, run_dir: str,
+                   peak_rss_mb: Dict[str, float]) -> None:
     from pipeline.local import report, run_summary
     summary = run_summary.read_run_summary(os.path.join(run_dir, 'metadata.db'), config.name)
+    summary.peak_rss_mb = peak_rss_mb
     report_dir = os.path.join(run_dir, 'runs', summary.run_id.replace(':', '-'))
     summary_path = run_summary.write_summary(summary, report_dir)
     report_path = report.write_run_report(summary, config, report_dir)
@@ -101,7 +109,9 @@ def run(config: PipelineConfig, output_dir: str, *, direct_num_workers: int = 1,
         from pipeline.local import run_summary
         return run_summary.describe_node(metadata_path, config.name, node)
 
-    with lock, console_lib.RunConsole(log_path, describe, verbose=verbose) as console:
+    console = console_lib.RunConsole(log_path, describe, verbose=verbose, peak_mb=lambda node: memory.peak_mb(node))
+    memory = PeakMemory(lambda: console.current)
+    with lock, console, memory:
         console.print(f'petseg: pipeline {config.name!r}, log {log_path}')
         try:
             from tfx import v1 as tfx
@@ -121,12 +131,35 @@ def run(config: PipelineConfig, output_dir: str, *, direct_num_workers: int = 1,
         except Exception as e:  # any failure: name the component and the reason, point at the log
             console.failed(e)
             return 1
-        _print_outputs(console, config, run_dir)
+        _print_outputs(console, config, run_dir, memory.summary_mb())
     return 0
+
+
+def retraining_warranted(verdict_path: str) -> Tuple[bool, str]:
+    """(whether the monitor's verdict warrants retraining, its reasons in one line).
+
+    Raises:
+      ValueError: the file is missing or is not a monitor verdict.
+    """
+    try:
+        with open(verdict_path) as f:
+            verdict = json.load(f)
+        return bool(verdict['retrain']), '; '.join(verdict['reasons'])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f'--when_drift {verdict_path}: not a monitor verdict ({type(e).__name__}: {e})') from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args, config = config_from_args(argv)
+    if args.when_drift:
+        try:
+            warranted, reasons = retraining_warranted(args.when_drift)
+        except ValueError as e:
+            build_parser().error(str(e))
+        if not warranted:
+            print(f'Not run: the monitor does not warrant retraining ({reasons})')
+            return 0
+        print(f'Retraining: {reasons}')
     return run(config, args.output_dir, direct_num_workers=args.direct_num_workers, enable_cache=not args.no_cache,
                verbose=args.verbose, wait_s=args.wait)
 

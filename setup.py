@@ -9,6 +9,7 @@ setup(
     python_requires='>=3.10,<3.11',
     packages=find_packages(include=['pipeline', 'pipeline.*', 'components', 'components.*', 'modules', 'modules.*',
                                     'serving', 'serving.*']),
-    package_data={'pipeline': ['schemas/*.pbtxt'], 'serving': ['static/*.html']},
+    package_data={'pipeline': ['schemas/*.pbtxt'], 'serving': ['static/*.html'],
+                  'components': ['versioned_pusher/templates/*.j2']},
     install_requires=[],  # pinned in requirements.txt / constraints.txt; see the Makefile
 )

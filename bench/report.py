@@ -55,6 +55,15 @@ FIGURES: Dict[str, List[Tuple[str, Callable[[Dict], Optional[str]]]]] = {
          lambda r: f"{_x(r['sides']['project']['vs_tutorial_best_quartile'])} / "
                    f"{_x(r['sides']['project']['vs_tutorial_median'])}"),
     ],
+    'scale': [  # python -m bench.scale
+        ('peak memory of a local run, 1 epoch (images: GiB)',
+         lambda r: ', '.join(f"{run['images']}: {run['peak_rss_mb']['run'] / 1024:.1f}" for run in r['runs'])),
+        ('steepest component time growth (exponent of time vs images; 1 is linear)',
+         lambda r: '{1} {0:.2f}'.format(*max((g['exponent'], c) for c, g in r['growth']['components'].items()))),
+        ('seconds per 1,000 images: ExampleGen / Transform / Trainer (1 epoch) / Evaluator',
+         lambda r: ' / '.join(f"{r['growth']['components'].get(c, {}).get('seconds_per_1000_images', '-')}"
+                              for c in ('TfdsExampleGen', 'Transform', 'Trainer', 'Evaluator'))),
+    ],
     'serving-load': [  # python -m bench.serve_load
         ('local server, 4 clients: requests/s (p99 ms), serving_default',
          lambda r: next(f"{run['requests_per_s']:.1f} ({run['p99_ms']:.0f} ms)" for run in r['runs']

@@ -11,7 +11,8 @@ one line of `shares.csv` (image, height, width, then one column per class, named
 files of tf.Examples with an `image` feature (and `file_name`, as TFDS and this pipeline's ExampleGen write).
 The DirectRunner runs locally (`--direct_num_workers N`); Dataflow: add `--dataflow_project`,
 `--dataflow_region`, `--temp_location` and `--image` (the pipeline's container image), or any Beam flags
-after `--`. Exit code 1 when an image was skipped.
+after `--`. Exit code 1 when an image was skipped. `--log_dir` logs a sample of the images as the server does,
+for the monitor (`python -m pipeline.monitor`).
 
 The model handler is ours (`SavedModelHandler`), not Beam's `TFModelHandlerTensor`: that module imports
 tensorflow_hub, which TFX 1.16 pins below 0.16, and tensorflow_hub 0.15 imports `tf.estimator`, gone in TF 2.16.
@@ -39,7 +40,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from modules import beam_args, classes, keys, predict, signatures  # noqa: E402
+from modules import beam_args, classes, keys, predict, request_log, signatures  # noqa: E402
 
 IMAGE_EXTENSIONS = predict.IMAGE_EXTENSIONS
 MASKS_DIR = 'masks'
@@ -146,7 +147,8 @@ class SavedModelHandler(ModelHandler):
         """One `serving_full_size` call per batch; each mask is cropped to its own image's size."""
         outputs = model.signatures[signatures.SERVING_FULL_SIZE](image_bytes=tf.constant(list(batch)))
         masks, heights, widths = outputs['mask'].numpy(), outputs['height'].numpy(), outputs['width'].numpy()
-        return [PredictionResult(None, masks[i, :heights[i], :widths[i]], self._model_dir) for i in range(len(batch))]
+        # The image rides along for the request log (`WriteMask`); the batch holds it in memory anyway.
+        return [PredictionResult(batch[i], masks[i, :heights[i], :widths[i]], self._model_dir) for i in range(len(batch))]
 
     def batch_elements_kwargs(self) -> Dict[str, int]:
         return {'min_batch_size': 1, 'max_batch_size': self._max_batch_size}
@@ -156,14 +158,28 @@ class SavedModelHandler(ModelHandler):
 
 
 class WriteMask(beam.DoFn):
-    """Writes one mask PNG and returns its line of shares.csv."""
+    """Writes one mask PNG and returns its line of shares.csv; with `log_dir`, logs a sample of the images as the
+    server does (`modules.request_log`), for the monitor."""
 
-    def __init__(self, output_dir: str, num_classes: int):
+    def __init__(self, output_dir: str, num_classes: int, model_dir: str = '', log_dir: Optional[str] = None,
+                 log_sample_rate: float = 0.1):
         self._masks_dir = os.path.join(output_dir, MASKS_DIR)
         self._num_classes = num_classes
+        self._model_dir, self._log_dir, self._log_sample_rate = model_dir, log_dir, log_sample_rate
+        self._log = None
 
     def setup(self):
         tf.io.gfile.makedirs(self._masks_dir)
+        if self._log_dir:
+            self._description = classes.read_from_model(self._model_dir)[0]
+            version = os.path.basename(self._model_dir.rstrip('/'))
+            self._version = int(version) if version.isdigit() else 0
+            # One writer per worker, its own files: names carry the time to the microsecond.
+            self._log = request_log.RequestLog(self._log_dir, self._log_sample_rate)
+
+    def teardown(self):
+        if self._log is not None:
+            self._log.flush()
 
     def process(self, keyed: Tuple[str, PredictionResult]):
         name, result = keyed
@@ -173,6 +189,8 @@ class WriteMask(beam.DoFn):
         with tf.io.gfile.GFile(os.path.join(self._masks_dir, f'{name}.png'), 'wb') as f:
             f.write(buffer.getvalue())
         shares = np.bincount(mask.ravel(), minlength=self._num_classes)[:self._num_classes] / mask.size
+        if self._log is not None and isinstance(result.example, bytes):
+            self._log.offer([result.example], [mask], self._description, self._version, latency_ms=0.0)
         yield _csv_line([name, mask.shape[0], mask.shape[1]] + [f'{share:.4f}' for share in shares])
 
 
@@ -190,7 +208,8 @@ def _failed_batch_lines(failed) -> Iterable[Tuple[str, str]]:
 
 
 def build_pipeline(pipeline: beam.Pipeline, image_files: Sequence[str], record_files: Sequence[str], model_dir: str,
-                   output_dir: str, batch_size: int = 8) -> None:
+                   output_dir: str, batch_size: int = 8, log_dir: Optional[str] = None,
+                   log_sample_rate: float = 0.1) -> None:
     """Adds the read -> check -> RunInference -> write steps to `pipeline`."""
     images, skipped = [], []
     if image_files:
@@ -209,7 +228,7 @@ def build_pipeline(pipeline: beam.Pipeline, image_files: Sequence[str], record_f
     predictions, failures = (images | 'AllImages' >> beam.Flatten()
                              | 'Segment' >> RunInference(handler).with_exception_handling())
     skipped.append(failures.failed_inferences | 'FailedBatches' >> beam.FlatMap(_failed_batch_lines))
-    (predictions | 'WriteMasks' >> beam.ParDo(WriteMask(output_dir, len(names)))
+    (predictions | 'WriteMasks' >> beam.ParDo(WriteMask(output_dir, len(names), model_dir, log_dir, log_sample_rate))
      | 'WriteShares' >> beam.io.WriteToText(os.path.join(output_dir, SHARES_FILE), shard_name_template='',
                                            header=_csv_line(list(SHARES_COLUMNS) + list(names))))
     (skipped | 'AllSkipped' >> beam.Flatten() | 'SkipLines' >> beam.Map(_csv_line)
@@ -223,7 +242,8 @@ def _count_masks(output_dir: str) -> int:
 
 
 def run(inputs: Sequence[str], model: str, output_dir: str, pipeline_args: Sequence[str], batch_size: int = 8,
-        progress_every_s: float = 2.0, out=None) -> Dict[str, int]:
+        progress_every_s: float = 2.0, out=None, log_dir: Optional[str] = None,
+        log_sample_rate: float = 0.1) -> Dict[str, int]:
     """Runs the batch segmentation and reports progress (masks written / images) while it runs.
 
     Args:
@@ -234,6 +254,8 @@ def run(inputs: Sequence[str], model: str, output_dir: str, pipeline_args: Seque
       batch_size: images per model call.
       progress_every_s: seconds between progress lines.
       out: where progress goes (None: the current sys.stdout, looked up at the call).
+      log_dir: log a sample of the images here, as the server's --log_dir (None: no log).
+      log_sample_rate: the share of images logged.
 
     Returns:
       {'images': found, 'segmented': masks written, 'skipped': skipped}.
@@ -250,7 +272,7 @@ def run(inputs: Sequence[str], model: str, output_dir: str, pipeline_args: Seque
     if tf.io.gfile.isdir(os.path.join(output_dir, MASKS_DIR)):
         tf.io.gfile.rmtree(os.path.join(output_dir, MASKS_DIR))  # progress counts this run's masks only
     pipeline = beam.Pipeline(options=PipelineOptions(list(pipeline_args)))
-    build_pipeline(pipeline, image_files, record_files, model_dir, output_dir, batch_size)
+    build_pipeline(pipeline, image_files, record_files, model_dir, output_dir, batch_size, log_dir, log_sample_rate)
     failure: List[BaseException] = []
 
     def run_pipeline():
@@ -293,6 +315,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--model', required=True, help='SavedModel dir or serving root with numbered versions')
     parser.add_argument('--output_dir', required=True, help='masks/, shares.csv and skipped.csv go here')
     parser.add_argument('--batch_size', type=int, default=8, help='images per model call (default 8)')
+    parser.add_argument('--log_dir', help='log a sample of the images for the monitor, as the server does')
+    parser.add_argument('--log_sample_rate', type=float, default=0.1, help='share of images logged (default: 0.1)')
     parser.add_argument('--direct_num_workers', type=int, default=1,
                         help='DirectRunner worker processes (1: in this process; 0: one per core)')
     dataflow = parser.add_argument_group('Dataflow (all four run the job there instead of locally)')
@@ -308,7 +332,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # it cannot read memory usage here: progress and skips are what this console is for.
     logging.getLogger('apache_beam').setLevel(logging.ERROR)
     logging.getLogger().addFilter(lambda record: 'memory usage cannot be fetched' not in record.getMessage())
-    result = run(args.inputs, args.model, args.output_dir, pipeline_args, args.batch_size)
+    if not 0 < args.log_sample_rate <= 1:
+        parser.error(f'--log_sample_rate must be in (0, 1], got {args.log_sample_rate}')
+    result = run(args.inputs, args.model, args.output_dir, pipeline_args, args.batch_size, log_dir=args.log_dir,
+                 log_sample_rate=args.log_sample_rate)
     return 1 if result['skipped'] else 0
 
 

@@ -1,7 +1,7 @@
 """Training and evaluation input pipelines over Transform's output.
 
 Deterministic preprocessing already happened in Transform; here the examples are parsed, cached
-(decoded tensors, when the split fits in memory), optionally split into a fitting part and a held-out
+(decoded tensors, when they fit the Trainer's memory budget; `count_examples` x `example_bytes` tells), optionally split into a fitting part and a held-out
 validation part, shuffled, batched and, for training only, augmented (`modules.augment`: one random draw per
 example shared by image and mask). Optional per-class weights become per-pixel sample weights (the tutorial's
 class-imbalance section).
@@ -42,6 +42,32 @@ def held_out(index: tf.Tensor, fraction: float) -> tf.Tensor:
     return tf.floor((index + 1) * fraction) > tf.floor(index * fraction)
 
 
+def _files(file_pattern) -> List[str]:
+    return tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
+        [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+
+
+def count_examples(file_pattern) -> int:
+    """Transformed examples in the files (one pass over the compressed records, nothing parsed)."""
+    files = _files(file_pattern)
+    if not files:
+        return 0
+    return int(tf.data.TFRecordDataset(sorted(files), compression_type='GZIP').reduce(
+        tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
+
+
+def example_bytes(tf_transform_output: tft.TFTransformOutput) -> int:
+    """Bytes one decoded (image, mask) pair takes in memory."""
+    spec = tf_transform_output.transformed_feature_spec()
+    total = 0
+    for key in (IMAGE_XF, MASK_XF):
+        size = 1
+        for dimension in spec[key].shape:
+            size *= dimension
+        total += size * spec[key].dtype.size
+    return total
+
+
 def input_fn(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput, batch_size: int, *,
              training: bool, shuffle_buffer: int = 1000, seed: int = 0,
              class_weights: Optional[Sequence[float]] = None, repeat: bool = False,
@@ -72,8 +98,7 @@ def input_fn(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput
                          f'got {subset!r} and {validation_split}')
     spec = tf_transform_output.transformed_feature_spec()
     feature_spec = {IMAGE_XF: spec[IMAGE_XF], MASK_XF: spec[MASK_XF]}
-    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
-        [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    files = _files(file_pattern)
     if not files:
         raise FileNotFoundError(f'No transformed examples match {file_pattern}')
     dataset = tf.data.TFRecordDataset(sorted(files), compression_type='GZIP', num_parallel_reads=tf.data.AUTOTUNE)

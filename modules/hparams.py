@@ -65,7 +65,8 @@ class AugmentationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SpeedConfig:
-    """How training computes, never what: every setting here trains the same function with the same weights.
+    """How training computes and holds its data, never what: every setting here trains the same function with the
+    same weights.
 
     None means the Trainer decides (`modules.train.effective_settings`) and records why in training.json.
     """
@@ -88,9 +89,13 @@ class SpeedConfig:
     # (modules.layers.SplitSkipConv2DTranspose); with a frozen encoder the skip part needs no input gradient.
     # None: on unless subpixel_upsampling (which computes the logits layer its own way).
     split_skip_logits: Optional[bool] = None
+    # The decoded training and validation tensors are kept in memory after the first epoch when they fit in
+    # this many MiB; larger data is read and parsed from Transform's files every epoch (memory stays flat).
+    cache_budget_mb: int = 4096
 
     def validate(self) -> None:
-        """Raises ValueError when two forms of the same layers are asked for."""
+        """Raises ValueError when two forms of the same layers are asked for, or a negative budget."""
+        require(self.cache_budget_mb >= 0, f'training.speed.cache_budget_mb must be >= 0, got {self.cache_budget_mb}')
         require(not (self.subpixel_upsampling and self.gemm_upsampling),
                 'training.speed.subpixel_upsampling and gemm_upsampling are two forms of the same layers: choose one')
         require(not (self.subpixel_upsampling and self.split_skip_logits),

@@ -8,6 +8,9 @@ classes are and the image size are data and settings, not keys: see `modules/cla
 IMAGE_KEY = 'image'
 MASK_KEY = 'segmentation_mask'
 FILE_NAME_KEY = 'file_name'
+# What Oxford-IIIT Pet examples say about the animal: the Evaluator's default slices (breed id, cat or dog).
+LABEL_KEY = 'label'
+SPECIES_KEY = 'species'
 # Per-example numbers ExampleGen measures for data validation (never model inputs).
 IMAGE_HEIGHT_KEY = 'image_height'
 IMAGE_WIDTH_KEY = 'image_width'

@@ -11,7 +11,7 @@ sum over `label * C + prediction`: with `tf.math.confusion_matrix` the two train
 third of a bfloat16 training step (see bench/README.md); `bincount` is as fast but XLA cannot compile it.
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -149,6 +149,44 @@ def boundary_band(mask: np.ndarray, width: int) -> np.ndarray:
     return mask & ~eroded
 
 
+def boundary_counts(labels: np.ndarray, predicted: np.ndarray, num_classes: int,
+                    dilation_ratio: float = 0.02) -> Tuple[np.ndarray, np.ndarray]:
+    """Per class, the intersection and union of the true and predicted boundary bands of one image's masks.
+
+    Summed over images, they give the dataset's boundary IoU (as region IoU sums a confusion matrix).
+
+    Args:
+      labels: true class ids [H, W]; values outside 0..K-1 (ignored) count nowhere.
+      predicted: predicted class ids [H, W].
+      num_classes: K.
+      dilation_ratio: the band's width as a fraction of the image diagonal (at least 1 pixel).
+
+    Returns:
+      (intersections [K], unions [K]) in pixels.
+    """
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    width = max(1, int(round(dilation_ratio * np.hypot(*labels.shape[:2]))))
+    counted = (labels >= 0) & (labels < num_classes)
+    intersections, unions = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+    for class_id in range(num_classes):
+        truth = boundary_band(labels == class_id, width) & counted
+        guess = boundary_band(predicted == class_id, width) & counted
+        intersections[class_id], unions[class_id] = np.sum(truth & guess), np.sum(truth | guess)
+    return intersections, unions
+
+
+def boundary_scores(intersections: np.ndarray, unions: np.ndarray, class_names: Sequence[str]) -> Dict[str, float]:
+    """{'boundary_iou_<class>': ..., 'mean_boundary_iou': mean over the classes with a boundary} from counts."""
+    scores, present = {}, []
+    for class_id, name in enumerate(class_names):
+        union = unions[class_id]
+        scores[f'boundary_iou_{name}'] = float(intersections[class_id] / union) if union else 0.0
+        if union:
+            present.append(scores[f'boundary_iou_{name}'])
+    scores['mean_boundary_iou'] = float(np.mean(present)) if present else 0.0
+    return scores
+
+
 def boundary_iou(labels: np.ndarray, predicted: np.ndarray, class_names: Sequence[str],
                  dilation_ratio: float = 0.02) -> Dict[str, float]:
     """Boundary IoU (Cheng et al., CVPR 2021) of each class and their mean, for one image's masks at its own size.
@@ -167,16 +205,4 @@ def boundary_iou(labels: np.ndarray, predicted: np.ndarray, class_names: Sequenc
     Returns:
       {'boundary_iou_<class>': ..., 'mean_boundary_iou': mean over the classes present in truth or prediction}.
     """
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    width = max(1, int(round(dilation_ratio * np.hypot(*labels.shape[:2]))))
-    counted = (labels >= 0) & (labels < len(class_names))
-    scores, present = {}, []
-    for class_id, name in enumerate(class_names):
-        truth = boundary_band(labels == class_id, width) & counted
-        guess = boundary_band(predicted == class_id, width) & counted
-        union = np.sum(truth | guess)
-        scores[f'boundary_iou_{name}'] = float(np.sum(truth & guess) / union) if union else 0.0
-        if union:
-            present.append(scores[f'boundary_iou_{name}'])
-    scores['mean_boundary_iou'] = float(np.mean(present)) if present else 0.0
-    return scores
+    return boundary_scores(*boundary_counts(labels, predicted, len(class_names), dilation_ratio), class_names)

@@ -35,21 +35,34 @@ TRAINED_SETTINGS_FILE = hparams.TRAINED_SETTINGS_FILE
 BACKUP_DIR = 'backup'
 
 
+def cache_in_memory(training: TrainingConfig, files: List[str], tf_transform_output: tft.TFTransformOutput) -> bool:
+    """Whether the decoded tensors of `files` fit `speed.cache_budget_mb`; says which way was chosen."""
+    count = data.count_examples(files)
+    needed_mb = count * data.example_bytes(tf_transform_output) / 2 ** 20
+    fits = needed_mb <= training.speed.cache_budget_mb
+    logging.getLogger(hparams.PROGRESS_LOGGER).info(
+        'input: %d examples, %.0f MiB decoded, %s', count, needed_mb,
+        f'cached in memory (budget {training.speed.cache_budget_mb} MiB)' if fits else
+        f'over the cache budget of {training.speed.cache_budget_mb} MiB: read from Transform\'s files every epoch')
+    return fits
+
+
 def datasets(training: TrainingConfig, train_files: List[str], eval_files: List[str],
              tf_transform_output: tft.TFTransformOutput, global_batch: int) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
     """(training batches, validation batches): the validation part of the training files when
-    `validation_split` is set, else the eval split."""
+    `validation_split` is set, else the eval split; cached in memory only within `speed.cache_budget_mb`."""
     split = training.validation_split
+    cache = cache_in_memory(training, list(train_files) + ([] if split else list(eval_files)), tf_transform_output)
     train_dataset = data.input_fn(
         train_files, tf_transform_output, global_batch, training=True, shuffle_buffer=training.shuffle_buffer,
         seed=training.seed, class_weights=training.class_weights, repeat=training.steps_per_epoch is not None,
         augmentation=training.augmentation, validation_split=split,
-        subset='fit' if split else None)
+        subset='fit' if split else None, cache=cache)
     if split:
         validation = data.input_fn(train_files, tf_transform_output, global_batch, training=False,
-                                   validation_split=split, subset='validation')
+                                   validation_split=split, subset='validation', cache=cache)
     else:
-        validation = data.input_fn(eval_files, tf_transform_output, global_batch, training=False)
+        validation = data.input_fn(eval_files, tf_transform_output, global_batch, training=False, cache=cache)
     return distribute.shard_by_data(train_dataset), distribute.shard_by_data(validation)
 
 

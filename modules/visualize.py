@@ -105,3 +105,16 @@ def training_curves(history: Dict[str, Sequence[float]], path: str) -> str:
     figure.savefig(path, dpi=80)
     plt.close(figure)
     return path
+
+
+def histogram(values: Sequence[float], path: str, title: str, xlabel: str, bins: int = 20) -> str:
+    """Saves a histogram of `values` in [0, 1]; returns `path`."""
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.hist(values, bins=bins, range=(0.0, 1.0), color='#4c72b0', edgecolor='white')
+    axis.set_title(title, fontsize=10)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel('images')
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path

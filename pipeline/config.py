@@ -137,6 +137,17 @@ class EvaluationConfig:
     min_pixel_accuracy: float = 0.5
     min_mean_iou: float = 0.3
     max_regression: float = 0.01
+    # Features of the raw examples to score slices of, each on its own (every metric on every slice). None: the
+    # dataset's own (Oxford-IIIT Pet: species and breed label); no values: the overall slice only.
+    slice_features: Optional[Tuple[str, ...]] = None
+    # When set, no slice of at least min_slice_examples examples may score more than this below the baseline
+    # on pixel accuracy or mean IoU (TFMA then leaves smaller slices out of its output).
+    max_slice_regression: Optional[float] = None
+    min_slice_examples: int = 10
+    # The full-size evaluation (`components/full_size_eval`): eval images scored at their own size, and the
+    # worst of them drawn for the report and the model card.
+    full_size_examples: int = 1000
+    worst_images: int = 6
 
     def validate(self) -> None:
         """Raises ValueError naming the first nonsensical blessing rule."""
@@ -144,6 +155,12 @@ class EvaluationConfig:
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, f'evaluation.{name} must be in [0, 1], got {value}')
         _require(self.max_regression >= 0.0, f'evaluation.max_regression must be >= 0, got {self.max_regression}')
+        _require(self.max_slice_regression is None or self.max_slice_regression >= 0.0,
+                 f'evaluation.max_slice_regression must be None or >= 0, got {self.max_slice_regression}')
+        for name in ('min_slice_examples', 'full_size_examples'):
+            value = getattr(self, name)
+            _require(value >= 1, f'evaluation.{name} must be >= 1, got {value}')
+        _require(self.worst_images >= 0, f'evaluation.worst_images must be >= 0, got {self.worst_images}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +260,14 @@ class PipelineConfig:
             _check(training.validation_split > 0, 'tuning.tune needs training.validation_split > 0: trials are '
                    'scored on held-out training examples, never on the eval split the Evaluator blesses on')
         return self
+
+    @property
+    def slice_features(self) -> Tuple[str, ...]:
+        """The features the Evaluator slices by: the configured ones, else the dataset's own."""
+        if self.evaluation.slice_features is not None:
+            return self.evaluation.slice_features
+        pets = self.data.description == classes_lib.OXFORD_IIIT_PET and self.data.source_layout in ('auto', 'oxford')
+        return (keys.SPECIES_KEY, keys.LABEL_KEY) if pets else ()
 
     def to_transform_custom_config(self) -> Dict[str, Any]:
         """Transform's custom_config: the classes (mask values -> class ids) and the image size."""

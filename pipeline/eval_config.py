@@ -1,5 +1,9 @@
 """TFMA configuration of the Evaluator: segmentation metrics, blessing thresholds, slices.
 
+Every metric is computed on the overall slice and on one slice per value of each slice feature (Oxford:
+`species` and the breed `label`); with `max_slice_regression` a slice may not fall further than that below
+the baseline's same slice.
+
 The candidate is scored on the raw eval split through its `serving_tf_example` signature; the
 label is the mask as Transform produces it, obtained by running the model's `transform_features`
 signature first. Blessing needs pixel accuracy and mean IoU above absolute bounds and, once a
@@ -7,7 +11,7 @@ blessed baseline exists, no more than `max_regression` below the baseline's.
 """
 
 import json
-from typing import Sequence
+from typing import List, Sequence
 
 import tensorflow_model_analysis as tfma
 
@@ -27,21 +31,35 @@ def _threshold(lower_bound: float, max_regression: float) -> tfma.MetricThreshol
                                                      absolute={'value': -max_regression}))
 
 
-def build_eval_config(evaluation: EvaluationConfig, class_names: Sequence[str]) -> tfma.EvalConfig:
+def _slice_gate(evaluation: EvaluationConfig, slicing_specs: Sequence[tfma.SlicingSpec]) -> List:
+    """The per-slice change thresholds of `--max_slice_regression` (none when it is off)."""
+    if evaluation.max_slice_regression is None or not slicing_specs:
+        return []
+    return [tfma.PerSliceMetricThreshold(
+        slicing_specs=slicing_specs,
+        threshold=tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -evaluation.max_slice_regression})))]
+
+
+def build_eval_config(evaluation: EvaluationConfig, class_names: Sequence[str],
+                      slice_features: Sequence[str] = ()) -> tfma.EvalConfig:
     """Builds the EvalConfig.
 
     Args:
       evaluation: thresholds.
       class_names: the dataset's classes, in class-id order (`iou_<name>` per class).
+      slice_features: raw example features to slice by, each on its own, beside the overall slice.
 
     Returns:
-      EvalConfig with pixel accuracy and mean IoU (gated) and per-class IoU, on the overall slice.
+      EvalConfig with the example count, pixel accuracy and mean IoU (gated) and per-class IoU, on every slice.
     """
     count = len(class_names)
+    slices = [tfma.SlicingSpec(feature_keys=[feature]) for feature in slice_features]
     configs = [
         tfma.MetricConfig(class_name=class_name, module=METRICS_MODULE,
                           config=json.dumps({'name': name, 'num_classes': count}),
-                          threshold=_threshold(getattr(evaluation, bound), evaluation.max_regression))
+                          threshold=_threshold(getattr(evaluation, bound), evaluation.max_regression),
+                          per_slice_thresholds=_slice_gate(evaluation, slices))
         for name, (class_name, bound) in GATED_METRICS.items()
     ]
     configs += [
@@ -49,11 +67,17 @@ def build_eval_config(evaluation: EvaluationConfig, class_names: Sequence[str]) 
             {'target_class': class_id, 'num_classes': count, 'name': metrics.class_iou_name(name)}))
         for class_id, name in enumerate(class_names)
     ]
+    configs.append(tfma.MetricConfig(class_name='ExampleCount'))
+    options = tfma.Options()
+    if evaluation.max_slice_regression is not None:
+        # TFMA cannot gate only the large slices; it can leave the small ones out (of the output and the gate).
+        options.min_slice_size.value = evaluation.min_slice_examples
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name=signatures.SERVING_TF_EXAMPLE,
             preprocessing_function_names=[signatures.TRANSFORM_FEATURES],
             label_key=keys.transformed_name(keys.MASK_KEY))],
-        slicing_specs=[tfma.SlicingSpec()],
+        slicing_specs=[tfma.SlicingSpec(), *slices],
         metrics_specs=[tfma.MetricsSpec(metrics=configs)],
+        options=options,
     )

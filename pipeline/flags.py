@@ -64,6 +64,8 @@ _HELP = {
                                 'nine taps, same function and weights (default: under mixed bfloat16)',
     'training.speed.split_skip_logits': 'the logits layer over the last decoder output and the first skip taken apart, not '
                                   'their concatenation; same function and weights (default: on unless subpixel)',
+    'training.speed.cache_budget_mb': "keep the decoded training data in memory when it fits this many MiB, else "
+                                      "read it from Transform's files every epoch (memory stays flat)",
     'training.class_weights': 'per-class loss weights, one per class of the data (Oxford: pet background border)',
     'training.augmentation.flip': 'flip training images and masks left-right at random (the tutorial\'s augmentation)',
     'training.augmentation.scale': 'training zoom in [1/(1+s), 1+s] at strength 1 (0: off)',
@@ -86,6 +88,13 @@ _HELP = {
     'evaluation.min_pixel_accuracy': 'lowest pixel accuracy the Evaluator blesses',
     'evaluation.min_mean_iou': 'lowest mean IoU the Evaluator blesses',
     'evaluation.max_regression': 'how far below the blessed baseline a candidate may score and still be blessed',
+    'evaluation.slice_features': 'raw example features to slice the evaluation by, each alone (default: the '
+                                 "dataset's: species and breed label for Oxford-IIIT Pet); the flag alone: no slices",
+    'evaluation.max_slice_regression': 'gate: no slice of at least --min_slice_examples examples may score more than '
+                                       'this below the baseline (default: off)',
+    'evaluation.min_slice_examples': 'the smallest slice that is reported and gated when --max_slice_regression is set',
+    'evaluation.full_size_examples': 'eval images scored at their own size (full-size and boundary IoU, per image)',
+    'evaluation.worst_images': 'eval images with the lowest IoU drawn for the report and the model card',
     'serving.validator': "'serving_check' (fresh Python process, runs anywhere) or 'infra_validator' "
                          '(TFX InfraValidator with the TF Serving image; needs Docker or Kubernetes)',
     'serving.latency_budget_ms': 'highest acceptable p99 latency of one 500x375 JPEG before a push, in ms',

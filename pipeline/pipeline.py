@@ -4,15 +4,17 @@ Runners decide only what differs per platform (pipeline root, metadata connectio
 container image); the components and their wiring live here and nowhere else.
 """
 
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 
+from components.full_size_eval.component import FullSizeEvaluator
 from components.gated_example_validator.component import GatedExampleValidator
 from components.serving_check.component import ServingCheck
 from components.tfds_example_gen.component import TfdsExampleGen
 from components.tflite_export.component import TfliteExport
+from components.versioned_pusher import model_card
 from pipeline import node_ids, platform
 from modules import signatures
 from pipeline.config import PipelineConfig, ServingConfig
@@ -163,6 +165,25 @@ def create_tflite_export(config: PipelineConfig, trainer: BaseNode, transform: B
         int8_max_size_ratio=edge.int8_max_size_ratio).with_id(node_ids.TFLITE_EXPORT)
 
 
+def card_settings(config: PipelineConfig) -> Dict[str, Any]:
+    """What each pushed version's model card says about the data and the use of the model (`model_card`)."""
+    data = config.data
+    pets = data.schema_path is not None
+    source = data.source_dir or data.data_dir or ('generated sample data' if data.sample else 'the TFDS default data dir')
+    caveats = []
+    if data.sample is not None:
+        caveats.append('Trained and scored on generated images (the sample data), not photographs: the figures say '
+                       'the pipeline works, not how well it segments real pictures.')
+    if config.training.validation_split == 0:
+        caveats.append("The Trainer's per-epoch validation ran on the eval split: it was watched, and nothing was "
+                       'chosen on it (early stopping and the Tuner need a held-out part of the training split).')
+    if config.evaluation.slice_features is None and not config.slice_features:
+        caveats.append('No slices were scored: the data has no feature to slice by (--slice_features).')
+    return model_card.card_settings(
+        data.dataset_name if pets else f'{config.name} (own data)', data.description, data.image_size,
+        f'the {data.eval_split!r} split of {source}', caveats)
+
+
 def create_pipeline(
     config: PipelineConfig,
     *,
@@ -203,19 +224,27 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=baseline.outputs['model'],
-        eval_config=build_eval_config(config.evaluation, config.data.description.names),
+        eval_config=build_eval_config(config.evaluation, config.data.description.names, config.slice_features),
         example_splits=['eval'],
     )
     serving_validator = create_serving_validator(config.serving, trainer, example_gen, evaluator,
                                                  on_cluster=image is not None)
-    components += [*training, baseline, evaluator, serving_validator]
+    full_size = FullSizeEvaluator(
+        model=trainer.outputs['model'], examples=example_gen.outputs['examples'],
+        max_examples=config.evaluation.full_size_examples, worst_images=config.evaluation.worst_images,
+        slice_features=config.slice_features).with_id(node_ids.FULL_SIZE_EVALUATOR)
+    components += [*training, baseline, evaluator, full_size, serving_validator]
     tflite_export = create_tflite_export(config, trainer, transform)
     if tflite_export is not None:
         components.append(tflite_export)
     components.append(platform.make_pusher(
         vertex, serving_dir, model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
         infra_blessing=serving_validator.outputs['blessing'],
-        tflite_models=tflite_export.outputs['tflite_models'] if tflite_export is not None else None))
+        tflite_models=tflite_export.outputs['tflite_models'] if tflite_export is not None else None,
+        model_card=card_settings(config),
+        card_inputs={'examples': example_gen.outputs['examples'], 'evaluation': evaluator.outputs['evaluation'],
+                     'full_size_evaluation': full_size.outputs['full_size_evaluation'],
+                     'model_run': trainer.outputs['model_run']}))
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,

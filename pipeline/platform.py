@@ -79,7 +79,8 @@ def make_trainer(vertex: Optional[VertexOptions], image: Optional[str], custom_c
         **inputs)
 
 
-def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, tflite_models=None, **inputs):
+def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, tflite_models=None, model_card=None,
+                card_inputs=None, **inputs):
     """Pusher to numbered versions under `serving_dir`, or to a Vertex endpoint.
 
     Args:
@@ -87,6 +88,9 @@ def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, tflite_models
       serving_dir: serving root for filesystem pushes (local path or gs://).
       tflite_models: TfliteExport's channel; its passing variants are pushed into the filesystem version (a
         Vertex endpoint serves SavedModels only; the variants stay in the pipeline root).
+      model_card: the card settings (`components.versioned_pusher.model_card.card_settings`); filesystem pushes
+        write each version's card.
+      card_inputs: the channels the card is written from (examples, evaluation, full_size_evaluation, model_run).
       **inputs: model and model_blessing channels.
 
     Returns:
@@ -96,7 +100,7 @@ def make_pusher(vertex: Optional[VertexOptions], serving_dir: str, tflite_models
         return VersionedPusher(
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-            tflite_models=tflite_models, **inputs).with_id(node_ids.PUSHER)
+            tflite_models=tflite_models, model_card=model_card, **(card_inputs or {}), **inputs).with_id(node_ids.PUSHER)
     cloud = tfx.extensions.google_cloud_ai_platform
     return cloud.Pusher(
         custom_config={

@@ -7,6 +7,7 @@ numbers); versions that disappear are unloaded. The newest loaded version is the
 `keep` newest stay loaded and addressable.
 """
 
+import json
 import logging
 import os
 import threading
@@ -16,6 +17,9 @@ import tensorflow as tf
 
 from modules import classes, paths
 
+# Written by the Pusher beside the SavedModel (components/versioned_pusher/model_card.py), with .md and .html.
+CARD_FACTS_FILE = 'model_card.json'
+CARD_PAGE_FILE = 'model_card.html'
 _COMPLETE_MARKERS = (paths.SAVED_MODEL_FILE, os.path.join('variables', 'variables.index'))
 
 
@@ -31,8 +35,10 @@ class ModelRepository:
         self.root = root
         self._keep = keep
         self._models: Dict[int, object] = {}
-        # What each loaded version carries beside its graph (its classes and input size), read once at load.
+        # What each loaded version carries beside its graph (its classes and input size, its model card's facts),
+        # read once at load.
         self._facts: Dict[int, Tuple[classes.ClassDescription, int]] = {}
+        self._cards: Dict[int, Dict] = {}
         self._errors: Dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -47,17 +53,18 @@ class ModelRepository:
             try:
                 model = tf.saved_model.load(os.path.join(self.root, str(version)))
                 facts = classes.read_from_model(os.path.join(self.root, str(version)))
+                card = _read_card(os.path.join(self.root, str(version)))
             except Exception as e:  # a broken version must not stop the others from serving
                 logging.error('Cannot load version %d: %s', version, e)
                 with self._lock:
                     self._errors[version] = f'{type(e).__name__}: {e}'
                 continue
             with self._lock:
-                self._models[version], self._facts[version] = model, facts
+                self._models[version], self._facts[version], self._cards[version] = model, facts, card
             logging.info('Loaded version %d from %s', version, self.root)
         with self._lock:
             for version in [v for v in self._models if v not in wanted]:
-                del self._models[version], self._facts[version]
+                del self._models[version], self._facts[version], self._cards[version]
                 logging.info('Unloaded version %d', version)
             return sorted(self._models)
 
@@ -74,6 +81,11 @@ class ModelRepository:
         with self._lock:
             return self._facts[version]
 
+    def card(self, version: int) -> Dict:
+        """The facts of a loaded version's model card (`model_card.json`); {} for versions pushed without one."""
+        with self._lock:
+            return self._cards[version]
+
     def get(self, version: Optional[int] = None):
         """(version, loaded SavedModel): the newest, or the one asked for; KeyError when it is not loaded."""
         with self._lock:
@@ -83,3 +95,11 @@ class ModelRepository:
             if chosen not in self._models:
                 raise KeyError(f'version {chosen} is not loaded; loaded: {sorted(self._models)}')
             return chosen, self._models[chosen]
+
+
+def _read_card(version_dir: str) -> Dict:
+    path = os.path.join(version_dir, CARD_FACTS_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import orjson
@@ -29,6 +29,8 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from modules import classes, signatures
+from modules.request_log import RequestLog
+from serving import models
 from serving.models import ModelRepository
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), 'static')
@@ -179,14 +181,19 @@ class Server:
       max_concurrency: model calls running at once.
       max_instances: instances one request may hold.
       max_body_bytes: the largest request body.
+      request_log: where a sample of the request images goes (`modules.request_log`); None logs nothing.
+      monitor_verdict: the monitor's latest verdict file (`python -m pipeline.monitor`), shown on the page.
     """
 
     def __init__(self, repository: ModelRepository, model_name: str, max_concurrency: int = 2,
-                 max_instances: int = 32, max_body_bytes: int = 32 * 1024 * 1024):
+                 max_instances: int = 32, max_body_bytes: int = 32 * 1024 * 1024,
+                 request_log: Optional[RequestLog] = None, monitor_verdict: Optional[str] = None):
         self.repository = repository
         self.model_name = model_name
         self.max_instances = max_instances
         self.max_body_bytes = max_body_bytes
+        self.request_log = request_log
+        self.monitor_verdict = monitor_verdict
         self._pool = concurrent.futures.ThreadPoolExecutor(max_concurrency, thread_name_prefix='model')
 
     def _model(self, request: web.Request):
@@ -245,8 +252,12 @@ class Server:
             outputs = await asyncio.get_running_loop().run_in_executor(self._pool, lambda: function(**inputs))
         except tf.errors.InvalidArgumentError as e:
             return _error(400, signatures.error_reason(e))
+        latency_ms = (time.perf_counter() - start) * 1000
         body = await asyncio.get_running_loop().run_in_executor(
             self._pool, lambda: encode_json(format_outputs(outputs, rows)))
+        if self.request_log is not None and signatures.IMAGE_BYTES_INPUT in values and 'mask' in outputs:
+            self.request_log.offer(values[signatures.IMAGE_BYTES_INPUT], outputs['mask'].numpy(),
+                                   self.repository.classes(version)[0], version, latency_ms)
         return web.Response(body=body, content_type='application/json',
                             headers={'X-Model-Version': str(version),
                                      'X-Model-Seconds': f'{time.perf_counter() - start:.4f}'})
@@ -259,9 +270,45 @@ class Server:
         versions = self.repository.versions()
         description, image_size = self.repository.classes(versions[-1]) if versions else (
             classes.OXFORD_IIIT_PET, classes.DEFAULT_IMAGE_SIZE)
+        card = self.repository.card(versions[-1]) if versions else {}
         return web.json_response({'model': self.model_name, 'versions': versions, 'classes': list(description.names),
                                   'colors': [list(c) for c in description.colors], 'image_size': image_size,
-                                  'padding_class': signatures.PADDING_CLASS})
+                                  'padding_class': signatures.PADDING_CLASS,
+                                  'model_card': f'/petseg/versions/{versions[-1]}/{models.CARD_PAGE_FILE}'
+                                  if card else None, 'provenance': provenance(card),
+                                  'monitor': monitor_summary(self.monitor_verdict)})
+
+    async def model_card(self, request: web.Request) -> web.StreamResponse:
+        """A loaded version's model card page; 404 for versions not loaded or pushed without a card."""
+        version = request.match_info['version']
+        path = os.path.join(self.repository.root, version, models.CARD_PAGE_FILE)
+        if not version.isdigit() or int(version) not in self.repository.versions() or not os.path.exists(path):
+            return web.json_response({'error': f'no model card for version {version}'}, status=404)
+        return web.FileResponse(path)
+
+
+def provenance(card: dict) -> dict:
+    """What the page says about the served version, from its model card's facts ({} without a card)."""
+    if not card:
+        return {}
+    metrics = {row['name']: row['candidate'] for row in card.get('metrics', [])}
+    data = card.get('data', {})
+    return {'pushed_at': card.get('pushed_at'), 'dataset': card.get('settings', {}).get('dataset'),
+            'data_span': data.get('span'), 'data_fingerprint': data.get('fingerprint'),
+            'examples': data.get('num_examples'), 'pixel_accuracy': metrics.get('pixel_accuracy'),
+            'mean_iou': metrics.get('mean_iou')}
+
+
+def monitor_summary(path: Optional[str]) -> Optional[dict]:
+    """The latest monitor verdict's headline for the page (None without one)."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            verdict = json.load(f)
+    except (OSError, ValueError) as e:
+        return {'error': f'cannot read {path}: {e}'}
+    return {key: verdict.get(key) for key in ('checked_at', 'requests', 'retrain', 'reasons')}
 
 
 def make_app(server: Server, poll_s: float = 2.0) -> web.Application:
@@ -273,6 +320,7 @@ def make_app(server: Server, poll_s: float = 2.0) -> web.Application:
         web.get(name + '/metadata', server.metadata), web.get(name + version + '/metadata', server.metadata),
         web.post(name + ':predict', server.predict), web.post(name + version + ':predict', server.predict),
         web.get('/', server.page), web.get('/petseg/info', server.info),
+        web.get('/petseg/versions/{version}/' + models.CARD_PAGE_FILE, server.model_card),
     ])
     loader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='loader')
 

@@ -29,22 +29,26 @@ def test_tasks_and_dependencies(local_spec):
     assert local_spec['pipelineSpec']['schemaVersion'] == '2.0.0'
     tasks = local_spec['pipelineSpec']['root']['dag']['tasks']
     assert set(tasks) == {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform',
-                          'Trainer', 'Evaluator', 'ServingCheck', 'TfliteExport', 'Pusher', 'previous_statistics_resolver',
+                          'Trainer', 'Evaluator', 'FullSizeEvaluator', 'ServingCheck', 'TfliteExport', 'Pusher',
+                          'previous_statistics_resolver',
                           'latest_blessed_model_resolver-model-resolver',
                           'latest_blessed_model_resolver-model-blessing-resolver'}
     assert set(tasks['Trainer']['dependentTasks']) == {'Transform', 'ImportSchemaGen', 'ExampleValidator'}, \
         'training waits for data validation on the cluster too'
     assert 'latest_blessed_model_resolver-model-resolver' in tasks['Evaluator']['dependentTasks']
-    assert set(tasks['Pusher']['dependentTasks']) == {'Evaluator', 'Trainer', 'ServingCheck', 'TfliteExport'}, \
-        'nothing is pushed before the serving check'
+    assert set(tasks['Pusher']['dependentTasks']) == {'Evaluator', 'Trainer', 'ServingCheck', 'TfliteExport',
+                                                      'FullSizeEvaluator', 'TfdsExampleGen'}, \
+        'nothing is pushed before the serving check; the model card reads the data and the full-size evaluation'
+    assert set(tasks['FullSizeEvaluator']['dependentTasks']) == {'Trainer', 'TfdsExampleGen'}
     assert set(tasks['TfliteExport']['dependentTasks']) == {'Trainer', 'Transform'}
     assert set(tasks['ServingCheck']['dependentTasks']) == {'Trainer', 'TfdsExampleGen', 'Evaluator'}
     assert local_spec['runtimeConfig']['gcsOutputDirectory'] == 'gs://bucket/petseg'
 
 
 def test_image_and_custom_executors(local_spec):
-    for task in ('TfdsExampleGen', 'Transform', 'Trainer', 'Evaluator', 'Pusher'):
+    for task in ('TfdsExampleGen', 'Transform', 'Trainer', 'Evaluator', 'FullSizeEvaluator', 'Pusher'):
         assert _executor(local_spec, task)['image'] == IMAGE
+    assert _executor(local_spec, 'FullSizeEvaluator')['args'][1] == 'components.full_size_eval.executor.Executor'
     assert _executor(local_spec, 'TfdsExampleGen')['args'][1] == 'components.tfds_example_gen.executor.Executor'
     assert _executor(local_spec, 'Pusher')['args'][1] == 'components.versioned_pusher.executor.Executor'
     assert _executor(local_spec, 'ExampleValidator')['args'][1] == 'components.gated_example_validator.executor.Executor'

@@ -8,14 +8,15 @@ a push never lands in an existing version. Each version records the model it cam
 (`petseg_push.json`), so a model that is already published is not published again (after a push,
 the next run re-evaluates the same model against itself as the new baseline). Unblessed models are
 not pushed; nothing is deleted. The TFLite variants that met their targets (TfliteExport) are staged with the
-model under `<version>/tflite/` (TF Serving ignores the extra directory), so they appear and vanish with it.
+model under `<version>/tflite/` (TF Serving ignores the extra directory), so they appear and vanish with it,
+and so is the model card (`model_card.md` and `.html`, `model_card.py`).
 """
 
 import json
 import logging
 import os
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
@@ -25,6 +26,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.tflite_export import executor as tflite_executor
+from components.versioned_pusher import model_card
 from modules import tflite
 from modules.paths import numbered_versions
 
@@ -32,6 +34,9 @@ from modules.paths import numbered_versions
 PUSH_RECORD = 'petseg_push.json'
 TFLITE_MODELS_KEY = 'tflite_models'
 TFLITE_SUBDIR = 'tflite'
+MODEL_CARD_KEY = 'model_card'
+# The optional inputs the model card is written from (besides the blessing and the TFLite variants).
+CARD_INPUT_KEYS = ('examples', 'evaluation', 'full_size_evaluation', 'model_run')
 
 
 def published_version_of(base_directory: str, model_path: str):
@@ -52,7 +57,7 @@ def next_version(base_directory: str, now: float) -> int:
 
 
 def publish(model_path: str, base_directory: str, now: float, tflite_dir: str = None,
-            tflite_variants: Sequence[str] = ()) -> str:
+            tflite_variants: Sequence[str] = (), card: Optional[Callable[[int], Dict[str, str]]] = None) -> str:
     """Copies the SavedModel at `model_path` (and TFLite variants) to a new version directory, atomically named.
 
     Args:
@@ -61,6 +66,7 @@ def publish(model_path: str, base_directory: str, now: float, tflite_dir: str = 
       now: current time in seconds.
       tflite_dir: TfliteExport's output directory.
       tflite_variants: the variants in it to publish under `tflite/` (with their metadata and the report).
+      card: the version number -> {file name: text} of the model card written into the version.
 
     Returns:
       The new version directory.
@@ -83,6 +89,8 @@ def publish(model_path: str, base_directory: str, now: float, tflite_dir: str = 
         for name in [f'{v}.tflite' for v in tflite_variants] + [f'{v}.json' for v in tflite_variants] + [
                 tflite.REPORT_FILE]:
             fileio.copy(os.path.join(tflite_dir, name), os.path.join(target, name))
+    for name, text in (card(version) if card else {}).items():
+        io_utils.write_string_file(os.path.join(staging, name), text)
     io_utils.write_string_file(os.path.join(staging, PUSH_RECORD), json.dumps(
         {'source': model_path, 'time': now, 'tflite': list(tflite_variants)}))
     if not fileio.exists(os.path.join(staging, 'saved_model.pb')):
@@ -113,8 +121,20 @@ class Executor(pusher_executor.Executor):
         else:
             tflite_models = (input_dict.get(TFLITE_MODELS_KEY) or [None])[0]
             variants = tflite_executor.passed_variants(tflite_models) if tflite_models else []
-            serving_path = publish(model_path, base_directory, time.time(),
-                                   tflite_models.uri if tflite_models else None, variants)
+            now = time.time()
+            serving_path = publish(model_path, base_directory, now, tflite_models.uri if tflite_models else None,
+                                   variants, card=self._card(input_dict, exec_properties, model_path, now))
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
         logging.info('Model pushed to %s.', serving_path)
+
+    @staticmethod
+    def _card(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any], model_path: str,
+              now: float) -> Optional[Callable[[int], Dict[str, str]]]:
+        """The model card of the version to be published, or None when the pipeline asked for none."""
+        settings = exec_properties.get(MODEL_CARD_KEY)
+        if not settings:
+            return None
+        inputs = {key: input_dict.get(key) or [] for key in (*CARD_INPUT_KEYS, 'infra_blessing', TFLITE_MODELS_KEY)}
+        return lambda version: model_card.render(model_card.gather(
+            inputs, json.loads(settings), model_path=model_path, version=str(version), pushed_at=now))

@@ -51,12 +51,15 @@ class RunConsole:
       describe: callback giving (state, figure) of a finished component.
       verbose: keep the full stream on the terminal (nothing is redirected).
       skip_nodes: node ids not worth a line (resolvers).
+      peak_mb: callback giving the peak resident memory (MiB) while a component ran, shown on its line.
     """
 
     def __init__(self, log_path: str, describe: Optional[Describe] = None, verbose: bool = False,
-                 skip_nodes: Callable[[str], bool] = lambda node: node.endswith('resolver')):
+                 skip_nodes: Callable[[str], bool] = lambda node: node.endswith('resolver'),
+                 peak_mb: Optional[Callable[[str], Optional[float]]] = None):
         self.log_path = log_path
         self._describe = describe
+        self._peak_mb = peak_mb
         self._verbose = verbose
         self._skip = skip_nodes
         self._started: Dict[str, float] = {}
@@ -118,7 +121,9 @@ class RunConsole:
         if self._skip(node):
             return
         state, figure = self._describe(node) if self._describe else ('ran', '')
-        self.print(f'{node:<18} {state} in {seconds:.0f} s' + (f': {figure}' if figure else ''))
+        peak = self._peak_mb(node) if self._peak_mb else None
+        memory = f', peak {peak / 1024:.1f} GB' if peak is not None and state == 'ran' else ''
+        self.print(f'{node:<18} {state} in {seconds:.0f} s{memory}' + (f': {figure}' if figure else ''))
 
     def failed(self, error: BaseException) -> None:
         """Prints which component failed, why, and where the full log is."""

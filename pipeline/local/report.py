@@ -3,7 +3,8 @@
 `write_run_report` draws, for the run's candidate model, the training vs validation curves (from the
 Trainer's `history.json`) and a grid of eval images with Input / True Mask / Predicted Mask (the seed
 tutorial's `display`), then writes `report.md` next to them: data and counts, preset and
-hyperparameters, component timings, metrics of candidate and baseline, blessing and push.
+hyperparameters, component timings, metrics of candidate and baseline, blessing and push, the slices worst
+first, and the full-size figures with the distribution of per-image IoU and the worst eval images.
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
+from components.full_size_eval import executor as full_size_executor
 from modules import classes, hparams, keys, paths, signatures, visualize
 from pipeline.local import run_summary
 from pipeline.config import PipelineConfig
@@ -79,9 +81,15 @@ def _markdown(summary: run_summary.RunSummary, config: PipelineConfig, pictures:
              '## Training settings' + (' (in effect)' if trained else ' (configured)'), '',
              '| setting | value | decided by the Trainer, because |', '|---|---|---|']
     lines += [f'| {k} | {v} | {decided.get(k, "")} |' for k, v in settings.items()]
-    lines += ['', '## Components', '', '| component | state | seconds |', '|---|---|---|']
-    lines += [f'| {c.node_id} | {c.state} | {c.seconds:.1f} |' for c in summary.components]
+    lines += ['', '## Components', '', '| component | state | seconds | peak memory (MiB) |', '|---|---|---|---|']
+    lines += [f'| {c.node_id} | {c.state} | {c.seconds:.1f} | {summary.peak_rss_mb.get(c.node_id, "-")} |'
+              for c in summary.components]
+    if summary.peak_rss_mb:
+        lines += ['', f'Peak resident memory of the run (this process and its workers): '
+                      f'{summary.peak_rss_mb["run"]:.0f} MiB.']
     lines += ['', '## Evaluation (eval split)', '', run_summary.format_table(summary), '']
+    if summary.slices:
+        lines += ['## Slices (worst mean IoU first)', '', *run_summary.slice_table(summary), '']
     if summary.model_uri:
         lines += [f'Candidate model: `{summary.model_uri}`', '']
     if summary.baseline_uri:
@@ -114,7 +122,32 @@ def write_run_report(summary: run_summary.RunSummary, config: PipelineConfig, re
         grid, shown = draw_predictions(paths.serving_model_dir(summary.model_uri), summary.examples_uri,
                                        os.path.join(report_dir, PREDICTIONS_FILE), num_examples)
         pictures.append(grid)
+    full_size_pictures = []
+    for name in (full_size_executor.HISTOGRAM_FILE, full_size_executor.WORST_IMAGES_FILE):
+        source = os.path.join(summary.full_size_uri or '', name)
+        if summary.full_size_uri and tf.io.gfile.exists(source):
+            tf.io.gfile.copy(source, os.path.join(report_dir, name), overwrite=True)
+            full_size_pictures.append(name)
     path = os.path.join(report_dir, REPORT_FILE)
     with open(path, 'w') as f:
-        f.write(_markdown(summary, config, [p for p in pictures if p], shown))
+        f.write(_markdown(summary, config, [p for p in pictures if p], shown)
+                + _full_size_section(summary, full_size_pictures))
     return path
+
+
+def _full_size_section(summary: run_summary.RunSummary, pictures: List[str]) -> str:
+    """The full-size figures, the distribution of per-image IoU and the worst images, named by file."""
+    if not summary.full_size:
+        return ''
+    figures = summary.full_size['metrics']
+    lines = ['', '## At each image\'s own size (reported, not gated)', '',
+             f'{run_summary.full_size_line(summary.full_size)}. Boundary IoU: the IoU of the bands within '
+             f'{summary.full_size["dilation_ratio"]} of the image diagonal of each class\'s contour (Cheng et al., '
+             'CVPR 2021).', '', '| metric | value |', '|---|---|']
+    lines += [f'| {name} | {value:.4f} |' for name, value in sorted(figures.items()) if name != 'images']
+    worst = summary.full_size.get('worst', [])
+    if worst:
+        lines += ['', 'Worst eval images (lowest mean IoU first): '
+                  + ', '.join(f'`{w["file_name"]}` {w["mean_iou"]:.3f}' for w in worst) + '.']
+    lines += [''] + [f'![{os.path.splitext(name)[0]}]({name})' for name in pictures] + ['']
+    return '\n'.join(lines)

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 
 from components import tfma_results
+from components.full_size_eval import executor as full_size_executor
 from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
 from modules.hparams import HISTORY_FILE, TRAINED_SETTINGS_FILE
 from pipeline import node_ids
@@ -68,6 +69,17 @@ class RunSummary:
     # TfliteExport's report: the SavedModel's figures on the same images, then per variant size, scores,
     # latency, passed and reasons (modules/tflite.py).
     tflite: Dict[str, object] = dataclasses.field(default_factory=dict)
+    # The Evaluator's slices: {'label=12': {'candidate': {metric: value}, 'baseline': {...}}}.
+    slices: Dict[str, Dict[str, Dict[str, float]]] = dataclasses.field(default_factory=dict)
+    # The FullSizeEvaluator's full_size.json (metrics at each image's size, worst images, slice value names).
+    full_size: Dict[str, object] = dataclasses.field(default_factory=dict)
+    full_size_uri: Optional[str] = None
+    # When the run started (UNIX seconds), and the data version ExampleGen produced or reused.
+    started: float = 0.0
+    data_version: Dict[str, object] = dataclasses.field(default_factory=dict)
+    # Peak resident memory (MiB) while each component ran, and 'run' for the whole run: measured by the local
+    # runner (`pipeline/local/memory.py`), not recorded in MLMD.
+    peak_rss_mb: Dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -133,12 +145,27 @@ def _gate_reasons(gates, candidate: Dict[str, float], baseline: Dict[str, float]
     return reasons
 
 
+def _slice_reasons(validation, slices: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
+    """One sentence per slice metric that failed its gate (`--max_slice_regression`), naming the slice."""
+    reasons = []
+    for per_slice in validation.metric_validations_per_slice:
+        name = tfma_results.slice_name(per_slice.slice_key)
+        for failure in per_slice.failures if name else ():
+            metric = failure.metric_key.name
+            scores = slices.get(name, {})
+            value, base = scores.get('candidate', {}).get(metric), scores.get('baseline', {}).get(metric)
+            figures = f' {value:.4f} vs baseline {base:.4f}' if value is not None and base is not None else ''
+            reasons.append(f'slice {name}: {metric}{figures} fell below the slice tolerance (FAILED)')
+    return reasons
+
+
 def _blessing_reasons(evaluation_uri: str, gates, candidate: Dict[str, float], baseline: Dict[str, float],
-                      has_baseline: bool) -> List[str]:
+                      has_baseline: bool, slices: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
     validation = tfma.load_validation_result(evaluation_uri)
     failed = {(failure.metric_key.name, failure.metric_key.is_diff)
-              for per_slice in validation.metric_validations_per_slice for failure in per_slice.failures}
-    reasons = _gate_reasons(gates, candidate, baseline, failed)
+              for per_slice in validation.metric_validations_per_slice for failure in per_slice.failures
+              if not per_slice.slice_key.single_slice_keys}
+    reasons = _gate_reasons(gates, candidate, baseline, failed) + _slice_reasons(validation, slices)
     if not gates:  # an Evaluator run without our eval_config: TFMA's own messages
         reasons = [f'{name}{" vs baseline" if is_diff else ""} failed' for name, is_diff in sorted(failed)]
     if not has_baseline:
@@ -147,7 +174,10 @@ def _blessing_reasons(evaluation_uri: str, gates, candidate: Dict[str, float], b
 
 
 def _read_model_run_json(model_run_uri: str, name: str):
-    path = os.path.join(model_run_uri, name)
+    return _read_json(os.path.join(model_run_uri, name))
+
+
+def _read_json(path: str):
     if not tf.io.gfile.exists(path):
         return {}
     with tf.io.gfile.GFile(path) as f:
@@ -169,12 +199,13 @@ def _final_epoch(model_run_uri: str) -> Dict[str, float]:
     return {name: values[-1] for name, values in read_history(model_run_uri).items() if values}
 
 
-def _newest_run(store: mlmd.MetadataStore, pipeline_name: str, metadata_path: str):
+def _runs(store: mlmd.MetadataStore, pipeline_name: str, metadata_path: str) -> List:
+    """The pipeline's run contexts, oldest first."""
     runs = [c for c in store.get_contexts_by_type('pipeline_run')
             if any(p.name == pipeline_name for p in store.get_parent_contexts_by_context(c.id))]
     if not runs:
         raise ValueError(f'No run of pipeline {pipeline_name!r} in {metadata_path}')
-    return max(runs, key=lambda c: c.create_time_since_epoch)
+    return sorted(runs, key=lambda c: c.create_time_since_epoch)
 
 
 def _run_executions(store: mlmd.MetadataStore, pipeline_name: str, run) -> Tuple[List[ComponentRun], Dict]:
@@ -209,6 +240,12 @@ def _read_example_gen(store, execution, summary: RunSummary) -> None:
         summary.skipped_examples = _json_property(artifact, 'skipped_examples', [])
         summary.classes = _json_property(artifact, 'classes', {}).get('names', [])
         summary.examples_uri = artifact.uri
+        fingerprint = artifact.custom_properties.get('input_fingerprint')
+        summary.data_version = {'span': artifact.properties['span'].int_value if 'span' in artifact.properties else None,
+                                'version': artifact.properties['version'].int_value
+                                if 'version' in artifact.properties else None,
+                                'fingerprint': fingerprint.string_value if fingerprint else None,
+                                'artifact_id': artifact.id}
 
 
 def _read_example_validator(store, execution, summary: RunSummary) -> None:
@@ -234,12 +271,13 @@ def _read_evaluator(store, execution, summary: RunSummary) -> None:
         metrics = tfma_results.metrics_by_model(summary.evaluation_uri)
         summary.candidate_metrics = metrics.get('candidate', {})
         summary.baseline_metrics = metrics.get('baseline', {})
+        summary.slices = tfma_results.metrics_by_slice(summary.evaluation_uri)
     if outputs.get('blessing'):
         summary.blessed = bool(outputs['blessing'][0].custom_properties['blessed'].int_value)
         eval_config = execution.custom_properties.get('eval_config')
         summary.blessing_reasons = _blessing_reasons(
             summary.evaluation_uri, _gates(eval_config.string_value if eval_config else None),
-            summary.candidate_metrics, summary.baseline_metrics, summary.baseline_uri is not None)
+            summary.candidate_metrics, summary.baseline_metrics, summary.baseline_uri is not None, summary.slices)
 
 
 def _read_serving_check(store, execution, summary: RunSummary) -> None:
@@ -255,6 +293,12 @@ def _read_tflite_export(store, execution, summary: RunSummary) -> None:
         summary.tflite = _json_property(artifact, 'report', {})
 
 
+def _read_full_size(store, execution, summary: RunSummary) -> None:
+    for artifact in _outputs(store, execution).get('full_size_evaluation', []):
+        summary.full_size_uri = artifact.uri
+        summary.full_size = _read_json(os.path.join(artifact.uri, full_size_executor.RESULT_FILE))
+
+
 def _read_pusher(store, execution, summary: RunSummary) -> None:
     for artifact in _outputs(store, execution).get('pushed_model', []):
         if artifact.custom_properties['pushed'].int_value:
@@ -265,7 +309,8 @@ def _read_pusher(store, execution, summary: RunSummary) -> None:
 _READERS = {node_ids.EXAMPLE_GEN: _read_example_gen, node_ids.EXAMPLE_VALIDATOR: _read_example_validator,
             node_ids.TRAINER: _read_trainer, node_ids.EVALUATOR: _read_evaluator,
             node_ids.SERVING_CHECK: _read_serving_check, node_ids.INFRA_VALIDATOR: _read_serving_check,
-            node_ids.TFLITE_EXPORT: _read_tflite_export, node_ids.PUSHER: _read_pusher}
+            node_ids.TFLITE_EXPORT: _read_tflite_export, node_ids.FULL_SIZE_EVALUATOR: _read_full_size,
+            node_ids.PUSHER: _read_pusher}
 
 
 def read_run_summary(metadata_path: str, pipeline_name: str, only: Optional[Collection[str]] = None) -> RunSummary:
@@ -284,9 +329,19 @@ def read_run_summary(metadata_path: str, pipeline_name: str, only: Optional[Coll
       ValueError: no run of that pipeline is recorded.
     """
     store = _store(metadata_path)
-    run = _newest_run(store, pipeline_name, metadata_path)
+    return _summary(store, pipeline_name, _runs(store, pipeline_name, metadata_path)[-1], only)
+
+
+def read_run_summaries(metadata_path: str, pipeline_name: str) -> List[RunSummary]:
+    """Every run of `pipeline_name` recorded in an SQLite MLMD database, oldest first (see `read_run_summary`)."""
+    store = _store(metadata_path)
+    return [_summary(store, pipeline_name, run) for run in _runs(store, pipeline_name, metadata_path)]
+
+
+def _summary(store: mlmd.MetadataStore, pipeline_name: str, run, only: Optional[Collection[str]] = None) -> RunSummary:
     components, latest = _run_executions(store, pipeline_name, run)
     summary = RunSummary(run.name, components, {}, {}, None, [], None, None, None, None, {})
+    summary.started = run.create_time_since_epoch / 1000.0
     for node_id, read in _READERS.items():
         if node_id in latest and (only is None or node_id in only):
             read(store, latest[node_id], summary)
@@ -315,15 +370,60 @@ def component_figure(summary: RunSummary, node_id: str) -> str:
     if node_id == node_ids.EVALUATOR and summary.blessed is not None:
         shown = ', '.join(f'{name} {summary.candidate_metrics[name]:.3f}' for name in GATED_METRICS
                           if name in summary.candidate_metrics)
-        return f'{shown}, {"BLESSED" if summary.blessed else "NOT BLESSED"}'
+        worst = worst_slices(summary)
+        return f'{shown}, {"BLESSED" if summary.blessed else "NOT BLESSED"}' + (
+            '; worst slices: ' + ', '.join(_slice_line(summary, name) for name in worst) if worst else '')
     if node_id in (node_ids.SERVING_CHECK, node_ids.INFRA_VALIDATOR) and summary.serving_check:
         return serving_check_line(summary.serving_check)
     if node_id == node_ids.TFLITE_EXPORT and summary.tflite:
         return ', '.join(f'{name} {v["size_mb"]:.1f} MB {v["pixel_accuracy"]:.3f} ({"ok" if v["passed"] else "FAILED"})'
                          for name, v in summary.tflite['variants'].items())
+    if node_id == node_ids.FULL_SIZE_EVALUATOR and summary.full_size:
+        return full_size_line(summary.full_size)
     if node_id == node_ids.PUSHER:
         return f'pushed version {os.path.basename(summary.pushed_to)}' if summary.pushed_to else 'nothing pushed'
     return ''
+
+
+def full_size_line(full_size: Dict[str, object]) -> str:
+    """'pixel accuracy 0.951, mean IoU 0.781, boundary IoU 0.452 on 60 images; worst: a.jpg 0.41, ...'."""
+    figures = full_size['metrics']
+    worst = ', '.join(f'{w["file_name"]} {w["mean_iou"]:.2f}' for w in full_size.get('worst', [])[:3])
+    return (f'pixel accuracy {figures["pixel_accuracy"]:.3f}, mean IoU {figures["mean_iou"]:.3f}, boundary IoU '
+            f'{figures["mean_boundary_iou"]:.3f} on {figures["images"]} images at their own size'
+            + (f'; worst: {worst}' if worst else ''))
+
+
+def worst_slices(summary: RunSummary, count: int = 3, metric: str = 'mean_iou',
+                 min_examples: Optional[int] = None) -> List[str]:
+    """The `count` slices with the lowest candidate `metric`, worst first, among those of at least
+    `min_examples` examples (default: 10, or the largest slice's count where all are smaller), so that a
+    slice of one unlucky image does not make the list."""
+    candidates = {name: scores['candidate'] for name, scores in summary.slices.items()
+                  if metric in scores.get('candidate', {})}
+    if min_examples is None:
+        largest = max((int(c.get('example_count', 0)) for c in candidates.values()), default=0)
+        min_examples = min(10, largest)
+    scored = [(c[metric], name) for name, c in candidates.items() if c.get('example_count', 0) >= min_examples]
+    return [name for _, name in sorted(scored)[:count]]
+
+
+def _slice_line(summary: RunSummary, name: str) -> str:
+    candidate = summary.slices[name]['candidate']
+    return f'{name} mean IoU {candidate["mean_iou"]:.3f} (n {int(candidate.get("example_count", 0))})'
+
+
+def slice_table(summary: RunSummary) -> List[str]:
+    """Markdown rows: every slice, worst mean IoU first, candidate against baseline."""
+    if not summary.slices:
+        return []
+    lines = ['| slice | examples | pixel accuracy | mean IoU | baseline mean IoU |', '|---|---|---|---|---|']
+    for name in worst_slices(summary, count=len(summary.slices), min_examples=0):
+        candidate, baseline = summary.slices[name]['candidate'], summary.slices[name].get('baseline', {})
+        lines.append(f'| {name} | {int(candidate.get("example_count", 0))} | '
+                     f'{_fmt(candidate.get("pixel_accuracy"))} | {_fmt(candidate.get("mean_iou"))} | '
+                     f'{_fmt(baseline.get("mean_iou"))} |')
+    return lines
 
 
 def serving_check_line(check: Dict[str, object]) -> str:
@@ -351,7 +451,7 @@ def describe_node(metadata_path: str, pipeline_name: str, node_id: str) -> Tuple
 
 def format_table(summary: RunSummary) -> str:
     """Markdown table of candidate vs baseline metrics followed by the verdict and push location."""
-    names = sorted(set(summary.candidate_metrics) | set(summary.baseline_metrics),
+    names = sorted((set(summary.candidate_metrics) | set(summary.baseline_metrics)) - {'example_count'},
                    key=lambda n: (n not in GATED_METRICS, n))
     lines = ['| metric | candidate | baseline |', '|---|---|---|']
     for name in names:
@@ -367,6 +467,11 @@ def format_table(summary: RunSummary) -> str:
     for split, problems in sorted(summary.drift.items()):
         lines.append(f'Data drift in {split} against the previous data version: ' + '; '.join(problems))
     lines.append(f'Pushed to: {summary.pushed_to or "nothing pushed"}')
+    worst = worst_slices(summary)
+    if worst:
+        lines.append('Worst slices: ' + ', '.join(_slice_line(summary, name) for name in worst))
+    if summary.full_size:
+        lines.append('Full size (reported, not gated): ' + full_size_line(summary.full_size))
     if summary.tflite:
         lines += ['', *tflite_table(summary)]
     return '\n'.join(lines)
@@ -401,4 +506,6 @@ def write_summary(summary: RunSummary, directory: str) -> str:
     path = os.path.join(directory, SUMMARY_MARKDOWN)
     with open(path, 'w') as f:
         f.write(f'# Evaluation of run {summary.run_id}\n\n{format_table(summary)}\n')
+        if summary.slices:
+            f.write('\n## Slices\n\n' + '\n'.join(slice_table(summary)) + '\n')
     return path

@@ -8,11 +8,12 @@ import os
 import apache_beam as beam
 import numpy as np
 import pytest
+import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from components.tfds_example_gen import sample_data
-from modules import batch_predict, beam_args, classes
+from modules import batch_predict, beam_args, classes, keys, paths, request_log
 
 pytestmark = pytest.mark.e2e
 
@@ -77,6 +78,25 @@ def test_tfrecords_of_examples_are_read_with_their_file_names(scenario, tmp_path
     names = sorted(row['image'] for row in _rows(tmp_path / 'shares.csv'))
     assert sorted(os.path.splitext(f)[0] for f in os.listdir(tmp_path / 'masks')) == names
     assert all('_' in name for name in names), f'named after the examples\' file_name, got {names}'
+
+
+def test_a_batch_job_logs_its_images_for_the_monitor_as_the_server_does(scenario, tmp_path):
+    records = glob.glob(os.path.join(scenario.root, 'pipeline_root', 'TfdsExampleGen', 'examples', '*', 'Split-eval',
+                                     '*.gz'))[:1]
+    log_dir = str(tmp_path / 'log')
+    batch_predict.run(records, scenario.serving_dir, str(tmp_path / 'out'), beam_args.direct_beam_args(1),
+                      out=io.StringIO(), log_dir=log_dir, log_sample_rate=1.0)
+    logged = [tf.train.Example.FromString(r).features.feature for path in request_log.log_files(log_dir)
+              for r in tf.data.TFRecordDataset(path).as_numpy_iterator()]
+    written = sorted((int(row['height']), int(row['width']), float(row['pet']))
+                     for row in _rows(tmp_path / 'out' / 'shares.csv'))
+    assert len(logged) == 6
+    seen = sorted((f[keys.IMAGE_HEIGHT_KEY].int64_list.value[0], f[keys.IMAGE_WIDTH_KEY].int64_list.value[0],
+                   f['pet_fraction'].float_list.value[0]) for f in logged)
+    for (height, width, share), (logged_height, logged_width, fraction) in zip(written, seen):
+        assert (height, width) == (logged_height, logged_width) and fraction == pytest.approx(share, abs=1e-4)
+    newest = paths.numbered_versions(scenario.serving_dir)[-1]
+    assert {f[request_log.MODEL_VERSION_KEY].int64_list.value[0] for f in logged} == {newest}
 
 
 def test_inputs_that_match_nothing_are_named():

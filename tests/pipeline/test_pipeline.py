@@ -15,7 +15,11 @@ def _compiled(config):
 def test_the_pusher_needs_the_serving_checks_blessing_and_training_waits_for_validation():
     nodes = _compiled(config_lib.preset('smoke'))
     pusher_inputs = nodes['Pusher'].inputs.inputs
-    assert set(pusher_inputs) == {'model', 'model_blessing', 'infra_blessing', 'tflite_models'}
+    assert set(pusher_inputs) == {'model', 'model_blessing', 'infra_blessing', 'tflite_models', 'examples', 'evaluation',
+                                  'full_size_evaluation', 'model_run'}
+    assert pusher_inputs['full_size_evaluation'].channels[0].producer_node_query.id == 'FullSizeEvaluator'
+    assert set(nodes['FullSizeEvaluator'].inputs.inputs) == {'model', 'examples'}
+    assert nodes['FullSizeEvaluator'].inputs.inputs['examples'].channels[0].producer_node_query.id == 'TfdsExampleGen'
     assert pusher_inputs['tflite_models'].channels[0].producer_node_query.id == 'TfliteExport'
     assert set(nodes['TfliteExport'].inputs.inputs) == {'model', 'examples', 'transform_graph'}
     assert nodes['TfliteExport'].inputs.inputs['examples'].channels[0].producer_node_query.id == 'Transform'
@@ -37,8 +41,8 @@ def test_tf_serving_infra_validator_can_replace_the_serving_check_where_docker_r
 
 def test_the_tflite_export_can_be_turned_off():
     nodes = _compiled(config_lib.preset('smoke').with_overrides({'tflite.tflite_variants': ()}))
-    assert 'TfliteExport' not in nodes and set(nodes['Pusher'].inputs.inputs) == {'model', 'model_blessing',
-                                                                                  'infra_blessing'}
+    assert 'TfliteExport' not in nodes and set(nodes['Pusher'].inputs.inputs) == {
+        'model', 'model_blessing', 'infra_blessing', 'examples', 'evaluation', 'full_size_evaluation', 'model_run'}
 
 
 def test_tuning_puts_the_tuner_before_the_trainer_and_feeds_it_the_best_hyperparameters():

@@ -9,15 +9,20 @@
 5. unchanged rerun again: every component is served from the cache;
 6. the same model with an impossible serving latency budget: the ServingCheck does not bless it, nothing is
    pushed and the published versions stay byte-identical.
+Every run's Evaluator scores species and breed slices, the FullSizeEvaluator scores at each image's own size,
+every pushed version carries its model card, and the run history lists the six runs.
 Then the pushed SavedModel is served raw image bytes (every class of the bad-request catalogue one by one,
 full-size masks), the ServingCheck executor judges deliberately broken SavedModels, and the TFT layer is
 checked against Transform.
 """
 
+import csv
 import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 
 import ml_metadata as mlmd
 import numpy as np
@@ -30,13 +35,16 @@ from tfx.types import standard_artifacts
 
 from components.serving_check import executor as serving_check_executor, probe, requests
 from components.tfds_example_gen import sample_data
-from modules import classes, keys, predict, signatures
+from components.full_size_eval import executor as full_size_executor
+from components.versioned_pusher import model_card
+from modules import classes, keys, paths, predict, signatures
 from pipeline.local import report, run_summary
 
 pytestmark = pytest.mark.e2e
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 COMPONENTS = {'TfdsExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform', 'Trainer',
-              'Evaluator', 'ServingCheck', 'TfliteExport', 'Pusher'}
+              'Evaluator', 'FullSizeEvaluator', 'ServingCheck', 'TfliteExport', 'Pusher'}
 RESOLVERS = {'latest_blessed_model_resolver', 'latest_model_resolver', 'previous_statistics_resolver'}  # never cached
 
 
@@ -349,3 +357,76 @@ def test_the_console_reads_only_the_finished_components_outputs(scenario):
         _, figure = run_summary.describe_node(metadata, scenario.config.name, node)
         assert figure == run_summary.component_figure(full, node), node
         assert figure or node in ('Trainer', 'TfliteExport'), f'{node} has a figure in every run'
+
+
+def _eval_feature_counts(summary, key):
+    counts = {}
+    for record in paths.read_gzip_records(paths.split_dir(summary.examples_uri, 'eval')):
+        value = tf.train.Example.FromString(record).features.feature[key].int64_list.value[0]
+        counts[f'{key}={value}'] = counts.get(f'{key}={value}', 0) + 1
+    return counts
+
+
+def test_the_evaluator_scores_every_species_and_breed_slice_with_its_count(scenario):
+    first = scenario.summaries[0]
+    expected = {**_eval_feature_counts(first, keys.SPECIES_KEY), **_eval_feature_counts(first, keys.LABEL_KEY)}
+    assert len(expected) > 2, 'the eval split has both species and several breeds'
+    assert {name: int(scores['candidate']['example_count']) for name, scores in first.slices.items()} == expected
+    assert all({'pixel_accuracy', 'mean_iou', 'iou_pet'} <= set(s['candidate']) for s in first.slices.values())
+    worst = run_summary.worst_slices(first)
+    large = min(10, max(expected.values()))  # slices of fewer images are not named as the worst
+    assert first.slices[worst[0]]['candidate']['mean_iou'] == min(
+        s['candidate']['mean_iou'] for s in first.slices.values() if s['candidate']['example_count'] >= large)
+    assert all(expected[name] >= large for name in worst)
+    assert 'worst slices: ' + worst[0] in run_summary.component_figure(first, 'Evaluator')
+    # Run 3 compares with run 1's model on every slice too.
+    assert all('baseline' in scores for scores in scenario.summaries[2].slices.values())
+
+
+def test_the_full_size_evaluation_scores_every_eval_image_and_names_the_worst(scenario):
+    first = scenario.summaries[0]
+    figures = first.full_size['metrics']
+    assert figures['images'] == 6 and {'pixel_accuracy', 'mean_iou', 'mean_boundary_iou', 'boundary_iou_border'} <= set(figures)
+    rows = list(csv.DictReader(open(os.path.join(first.full_size_uri, full_size_executor.PER_IMAGE_FILE))))
+    ious = sorted((float(row['mean_iou']), row['file_name']) for row in rows)
+    assert len(rows) == 6 and all(0 <= float(row['pet_fraction']) <= 1 for row in rows)
+    assert [w['file_name'] for w in first.full_size['worst']] == [name for _, name in ious[:6]]
+    assert 'at their own size; worst: ' + first.full_size['worst'][0]['file_name'] in \
+        run_summary.component_figure(first, 'FullSizeEvaluator')
+
+
+def test_every_pushed_version_has_its_model_card_with_the_data_it_was_trained_on(scenario):
+    pushers = {summary.pushed_to: summary for summary in scenario.summaries if summary.pushed_to}
+    assert len(pushers) == 2
+    for version_dir, summary in pushers.items():
+        card = open(os.path.join(version_dir, model_card.MARKDOWN_FILE)).read()
+        assert summary.data_version['fingerprint'] and summary.data_version['fingerprint'] in card
+        assert f'eval 6, train {summary.num_examples["train"]}' in card
+        assert 'research purposes only' in card and 'The eval split has 6 images' in card
+        assert f'| pixel_accuracy | {summary.candidate_metrics["pixel_accuracy"]:.4f} |' in card
+        assert '| speed.mixed_bfloat16 |' in card and '### Slices (worst mean IoU first)' in card
+        assert 'Evaluation at each image\'s own size' in card
+        html = open(os.path.join(version_dir, model_card.HTML_FILE)).read()
+        assert html.startswith('<!doctype html>') and summary.data_version['fingerprint'] in html
+    first, third = scenario.summaries[0], scenario.summaries[2]
+    assert first.data_version['fingerprint'] != third.data_version['fingerprint'], 'run 3 read new data'
+
+
+def test_the_run_history_lists_the_six_runs_with_their_verdicts(scenario, tmp_path):
+    os.symlink(scenario.root, tmp_path / 'petseg')
+    done = subprocess.run([sys.executable, '-m', 'pipeline.runs', '--output_dir', str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.strip('| ').split(' | ') for line in done.stdout.splitlines()
+            if line.startswith('| ') and line[2].isdigit()]
+    assert len(rows) == 6
+    verdicts = [row[5] for row in rows]
+    assert verdicts[0] == verdicts[2] == verdicts[3] == verdicts[4] == 'BLESSED'
+    assert verdicts[1].startswith('NOT BLESSED: pixel_accuracy') and 'bound 1.0000 (FAILED)' in verdicts[1]
+    assert verdicts[5].startswith('BLESSED; DOES NOT SERVE: p99 latency')
+    pushed = [row[6] for row in rows]
+    versions = scenario.versions_after[-1]
+    assert pushed == [versions[0], '-', versions[1], versions[1], versions[1], '-']
+    data = [row[2] for row in rows]
+    assert data[0] == data[1] != data[2] == data[3], 'run 3 read a new data version, runs 4 and 5 reused it'
+    assert os.path.getsize(tmp_path / 'petseg' / 'runs.png') > 1000

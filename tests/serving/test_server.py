@@ -22,7 +22,7 @@ from PIL import Image
 
 from components.serving_check import requests
 from components.versioned_pusher import executor as pusher
-from modules import paths
+from modules import paths, request_log
 from tests.serving import browser
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +74,22 @@ def test_status_lists_the_versions_newest_first(server):
     older = server['versions'][0]
     status, body, _ = _call(f'{server["base"]}/v1/models/petseg/versions/{older}')
     assert status == 200 and body['model_version_status'][0]['version'] == str(older)
+
+
+def test_info_gives_the_served_versions_provenance_and_its_model_card(server):
+    status, info, _ = _call(f'{server["base"]}/petseg/info')
+    newest = server['versions'][-1]
+    assert status == 200 and info['model_card'] == f'/petseg/versions/{newest}/model_card.html'
+    card = json.load(open(os.path.join(server['root'], str(newest), 'model_card.json')))
+    assert info['provenance']['pushed_at'] == card['pushed_at'] and info['provenance']['dataset'] == 'oxford_iiit_pet'
+    assert info['provenance']['mean_iou'] == pytest.approx(card['metrics'][1]['candidate'])
+    request = urllib.request.Request(server['base'] + info['model_card'])
+    with urllib.request.urlopen(request, timeout=60) as response:
+        page = response.read().decode()
+    assert response.status == 200 and f'version {newest}' in page and card['data']['fingerprint'] in page
+    assert info['monitor'] is None, 'no --monitor_verdict given'
+    for missing in ('/petseg/versions/1/model_card.html', '/petseg/versions/..%2F..%2Fetc/model_card.html'):
+        assert _call(server['base'] + missing)[0] == 404
 
 
 def test_metadata_lists_the_signatures(server):
@@ -155,7 +171,8 @@ def test_a_new_push_is_picked_up_without_a_restart_and_a_half_written_one_never(
     newest = os.path.join(server['root'], str(server['versions'][-1]))
     half = os.path.join(server['root'], str(server['versions'][-1] + 50))
     os.makedirs(os.path.join(half, 'variables'))  # a copy in progress by some other tool: no saved_model.pb yet
-    staged = pusher.publish(newest, server['root'], now=server['versions'][-1] + 100)
+    card = {name: open(os.path.join(newest, name)).read() for name in ('model_card.md', 'model_card.html', 'model_card.json')}
+    staged = pusher.publish(newest, server['root'], now=server['versions'][-1] + 100, card=lambda version: card)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         versions = [v['version'] for v in _call(f'{server["base"]}/v1/models/petseg')[1]['model_version_status']]
@@ -166,6 +183,9 @@ def test_a_new_push_is_picked_up_without_a_restart_and_a_half_written_one_never(
     _, _, headers = _call(f'{server["base"]}/v1/models/petseg:predict',
                           {'instances': [{'b64': base64.b64encode(JPEG).decode()}]})
     assert headers['X-Model-Version'] == os.path.basename(staged)
+    logged = [name for name in os.listdir(ROOT) + [f for _, _, files in os.walk(server['root']) for f in files]
+              if name.startswith(request_log.FILE_PREFIX)]
+    assert logged == [], 'a server without --log_dir logs nothing'
 
 
 @pytest.mark.skipif(browser.find_chromium() is None,
@@ -184,10 +204,13 @@ def test_the_web_page_shows_the_overlay_at_the_images_size(server, tmp_path):
                                        "document.getElementById('overlay').naturalWidth + 'x' + "
                                        "document.getElementById('overlay').naturalHeight : ''")
             facts = await page.evaluate("document.getElementById('facts').textContent")
+            model = await page.evaluate("document.getElementById('model').textContent + ' -> ' + "
+                                        "document.getElementById('model-card').getAttribute('href')")
             await page.screenshot(str(screenshot))
-            return size, facts
+            return size, facts, model
 
-    size, facts = asyncio.run(drive())
+    size, facts, model = asyncio.run(drive())
+    assert 'trained on oxford_iiit_pet' in model and 'mean IoU' in model and 'model card -> /petseg/versions/' in model
     assert size == '437x311'
     assert 'pet.jpg: 437x311' in facts and 'pet ' in facts and 'version' in facts and ' ms' in facts
     with Image.open(screenshot) as shot:

@@ -1,0 +1,160 @@
+"""Watching the served model for real: the server logs what it receives, the monitor compares it with the
+served version's training data and evaluated predictions (found through MLMD), and only a warranted verdict
+starts a training run.
+
+In-distribution requests (the photos of the scenario's data: a window of a few dozen requests measures noise
+when compared with new photos, so these are the data's own) show no skew; a shifted batch (small
+grayscale copies) skews and drifts in the image features the monitor names, and warrants retraining; the page's
+facts show the verdict; a log directory that cannot be written never fails a request.
+"""
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from PIL import Image
+
+from modules import keys
+from tests.serving import browser
+
+pytestmark = pytest.mark.e2e
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _start(model_root, *flags):
+    port = browser.free_port()
+    process = subprocess.Popen([sys.executable, '-m', 'serving', '--model_root', model_root, '--port', str(port),
+                                *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f'http://127.0.0.1:{port}'
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f'{base}/v1/models/petseg', timeout=5).read()
+            return process, base
+        except OSError:
+            assert process.poll() is None, process.stdout.read().decode()
+            time.sleep(0.5)
+    raise TimeoutError('the server did not start')
+
+
+def _predict(base, image, signature='serving_default'):
+    body = json.dumps({'signature_name': signature,
+                       'instances': [{'b64': base64.b64encode(image).decode()}]}).encode()
+    request = urllib.request.Request(f'{base}/v1/models/petseg:predict', data=body,
+                                     headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return response.status
+
+
+def _photos(source_dir):
+    """Every photo of the data the served model was trained and evaluated on."""
+    stems = []
+    for split in ('trainval', 'test'):
+        with open(os.path.join(source_dir, 'annotations', f'{split}.txt')) as f:
+            stems += [line.split()[0] for line in f if line.strip()]
+    return [open(os.path.join(source_dir, 'images', f'{stem}.jpg'), 'rb').read() for stem in stems]
+
+
+def _small_gray(image):
+    data = io.BytesIO()
+    Image.open(io.BytesIO(image)).convert('L').resize((48, 36)).save(data, 'JPEG')
+    return data.getvalue()
+
+
+def _monitor(watched, *flags):
+    output_dir = watched['output_dir']
+    done = subprocess.run([sys.executable, '-m', 'pipeline.monitor', '--log_dir', watched['log_dir'], '--output_dir',
+                           output_dir, '--serving_dir', watched['serving_dir'], '--min_requests', '20', *flags],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 3), done.stdout[-2000:] + done.stderr[-3000:]
+    with open(os.path.join(output_dir, 'petseg', 'monitor', 'latest.json')) as f:
+        return done.returncode, json.load(f), done.stdout
+
+
+@pytest.fixture(scope='module')
+def watched(scenario, tmp_path_factory):
+    work = tmp_path_factory.mktemp('watched')
+    output_dir, log_dir = str(work / 'outputs'), str(work / 'request_log')
+    os.makedirs(output_dir)
+    os.symlink(scenario.root, os.path.join(output_dir, 'petseg'))  # the monitor's <output_dir>/<name>
+    verdict_path = os.path.join(output_dir, 'petseg', 'monitor', 'latest.json')
+    process, base = _start(scenario.serving_dir, '--log_dir', log_dir, '--log_sample_rate', '1.0',
+                           '--monitor_verdict', verdict_path)
+    photos = _photos(scenario.source_dir)
+    start = time.time()
+    statuses = [_predict(base, photo, signature) for photo in photos for signature in
+                ('serving_default', 'serving_full_size')]
+    in_distribution = time.time()
+    statuses += [_predict(base, _small_gray(photo), signature) for photo in photos for signature in
+                 ('serving_default', 'serving_full_size')]
+    shifted = time.time() + 1
+    time.sleep(1.5)  # the writer thread flushes each record; give it the last ones
+    yield {'base': base, 'output_dir': output_dir, 'log_dir': log_dir, 'statuses': statuses, 'photos': photos,
+           'serving_dir': scenario.serving_dir,
+           'times': (start, in_distribution, shifted), 'process': process}
+    process.terminate()
+    process.wait(30)
+    shutil.rmtree(os.path.join(scenario.root, 'monitor'), ignore_errors=True)
+
+
+def test_in_distribution_requests_show_no_skew(watched):
+    start, in_distribution, _ = watched['times']
+    code, verdict, stdout = _monitor(watched, '--since', str(start), '--until', str(in_distribution))
+    assert watched['statuses'] and set(watched['statuses']) == {200}
+    assert verdict['requests'] == 2 * len(watched['photos'])
+    assert code == 0 and verdict['retrain'] is False and verdict['skewed'] == [], stdout
+    assert set(verdict['skew']) >= set(keys.IMAGE_FEATURES) | {'pet_fraction'}, 'inputs vs training, predictions ' \
+        'vs the evaluated ones'
+    assert 'no retraining needed' in stdout
+
+
+def test_a_shifted_batch_skews_and_drifts_and_warrants_retraining(watched):
+    start, in_distribution, shifted = watched['times']
+    code, verdict, stdout = _monitor(watched, '--since', str(in_distribution), '--until', str(shifted),
+                                     '--previous_since', str(start))
+    assert code == 3 and verdict['retrain'] is True, stdout
+    assert set(keys.IMAGE_FEATURES) <= set(verdict['skewed']), verdict['skew']
+    assert set(keys.IMAGE_FEATURES) <= set(verdict['drifted']), verdict['drift']
+    assert 'skew in image_channels: 1.000 > 0.3' in verdict['reasons'] and 'RETRAINING WARRANTED' in stdout
+    info = json.loads(urllib.request.urlopen(watched['base'] + '/petseg/info', timeout=60).read())
+    assert info['monitor']['retrain'] is True and 'skew in image_channels' in ' '.join(info['monitor']['reasons'])
+
+
+def test_the_runner_trains_only_when_the_verdict_warrants_it(watched, scenario, tmp_path):
+    verdict = os.path.join(watched['output_dir'], 'petseg', 'monitor', 'latest.json')
+    calm = tmp_path / 'calm.json'
+    calm.write_text(json.dumps({'retrain': False, 'reasons': ['no feature skewed or drifted']}))
+    quiet = subprocess.run([sys.executable, 'local_runner.py', '--preset', 'smoke', '--source_dir', scenario.source_dir,
+                            '--output_dir', str(tmp_path / 'calm_outputs'), '--when_drift', str(calm)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0 and 'Not run: the monitor does not warrant retraining' in quiet.stdout
+    assert not (tmp_path / 'calm_outputs').exists()
+    assert json.load(open(verdict))['retrain'] is True, 'the shifted batch\'s verdict (previous test)'
+    retrained = subprocess.run([sys.executable, 'local_runner.py', '--preset', 'smoke', '--source_dir',
+                                scenario.source_dir, '--output_dir', str(tmp_path / 'outputs'), '--when_drift', verdict,
+                                '--tflite_variants'], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert retrained.returncode == 0, retrained.stdout[-3000:] + retrained.stderr[-3000:]
+    assert 'Retraining: ' in retrained.stdout and 'skew in image_channels: 1.000' in retrained.stdout
+    assert 'Pusher' in retrained.stdout
+    assert os.listdir(tmp_path / 'outputs' / 'petseg' / 'serving_model')
+
+
+def test_a_log_directory_that_cannot_be_written_never_fails_a_request(scenario, tmp_path):
+    blocked = tmp_path / 'a_file'
+    blocked.write_text('not a directory')
+    process, base = _start(scenario.serving_dir, '--log_dir', str(blocked / 'log'), '--log_sample_rate', '1.0')
+    try:
+        photo = _photos(scenario.source_dir)[0]
+        assert [_predict(base, photo) for _ in range(5)] == [200] * 5
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode()
+    assert 'Request log: cannot write' in output
+

@@ -31,14 +31,26 @@ def _threshold(lower_bound: float, max_regression: float) -> tfma.MetricThreshol
                                                      absolute={'value': -max_regression}))
 
 
-def _slice_gate(evaluation: EvaluationConfig, slicing_specs: Sequence[tfma.SlicingSpec]) -> List:
-    """The per-slice change thresholds of `--max_slice_regression` (none when it is off)."""
+def _gates(evaluation: EvaluationConfig, bound: str, slicing_specs: Sequence[tfma.SlicingSpec]) -> List:
+    """The bound and the tolerance against the baseline on the overall slice only (a `MetricConfig.threshold`
+    would hold every slice, a breed of ten images included, to the overall bound), then the per-slice change
+    thresholds of `--max_slice_regression` (none when it is off)."""
+    overall = tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                           threshold=_threshold(getattr(evaluation, bound), evaluation.max_regression))
     if evaluation.max_slice_regression is None or not slicing_specs:
-        return []
-    return [tfma.PerSliceMetricThreshold(
+        return [overall]
+    return [overall, tfma.PerSliceMetricThreshold(
         slicing_specs=slicing_specs,
         threshold=tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -evaluation.max_slice_regression})))]
+
+
+def overall_threshold(metric: tfma.MetricConfig):
+    """The threshold a metric config sets on the overall slice, or None."""
+    for gate in metric.per_slice_thresholds:
+        if any(not spec.feature_keys and not spec.feature_values for spec in gate.slicing_specs):
+            return gate.threshold
+    return metric.threshold if metric.HasField('threshold') else None
 
 
 def build_eval_config(evaluation: EvaluationConfig, class_names: Sequence[str],
@@ -58,8 +70,7 @@ def build_eval_config(evaluation: EvaluationConfig, class_names: Sequence[str],
     configs = [
         tfma.MetricConfig(class_name=class_name, module=METRICS_MODULE,
                           config=json.dumps({'name': name, 'num_classes': count}),
-                          threshold=_threshold(getattr(evaluation, bound), evaluation.max_regression),
-                          per_slice_thresholds=_slice_gate(evaluation, slices))
+                          per_slice_thresholds=_gates(evaluation, bound, slices))
         for name, (class_name, bound) in GATED_METRICS.items()
     ]
     configs += [

@@ -22,7 +22,7 @@ from components.full_size_eval import executor as full_size_executor
 from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
 from modules.hparams import HISTORY_FILE, TRAINED_SETTINGS_FILE
 from pipeline import node_ids
-from pipeline.eval_config import GATED_METRICS
+from pipeline.eval_config import GATED_METRICS, overall_threshold
 
 SUMMARY_JSON = 'evaluation_summary.json'
 SUMMARY_MARKDOWN = 'evaluation_summary.md'
@@ -113,9 +113,9 @@ def _gates(eval_config_json: Optional[str]) -> Dict[str, Tuple[Optional[float], 
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
             name = json.loads(metric.config or '{}').get('name', metric.class_name)
-            if not metric.HasField('threshold'):
+            threshold = overall_threshold(metric)
+            if threshold is None:
                 continue
-            threshold = metric.threshold
             lower = (threshold.value_threshold.lower_bound.value
                      if threshold.value_threshold.HasField('lower_bound') else None)
             regression = (-threshold.change_threshold.absolute.value

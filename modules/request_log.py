@@ -97,6 +97,7 @@ class RequestLog:
         self._writer: Optional[tf.io.TFRecordWriter] = None
         self._file: Optional[str] = None
         self._file_started = 0.0
+        self._file_bytes = 0
         self.counts = {'offered': 0, 'logged': 0, 'dropped': 0, 'failed': 0}
         self._thread = threading.Thread(target=self._run, name='request-log', daemon=True)
         self._thread.start()
@@ -116,11 +117,8 @@ class RequestLog:
         except Exception:  # logging must never fail a prediction
             self.counts['failed'] += 1
 
-    def flush(self, timeout_s: float = 30.0) -> None:
-        """Waits until what was offered is written (tests, shutdown)."""
-        deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def flush(self) -> None:
+        """Waits until what was offered is written and flushed to the file (tests, shutdown)."""
         self._queue.put(None)
         self._queue.join()
 
@@ -148,20 +146,21 @@ class RequestLog:
         if self._writer is None or self._due_for_rotation(logged_at):
             self._close()
             self._open(logged_at)
-        self._writer.write(example.SerializeToString())
+        record = example.SerializeToString()
+        self._writer.write(record)
         self._writer.flush()
+        self._file_bytes += len(record) + 16  # TFRecord framing: length, two CRCs
         self.counts['logged'] += 1
 
     def _due_for_rotation(self, now: float) -> bool:
-        return (now - self._file_started >= self._max_file_seconds
-                or tf.io.gfile.stat(self._file).length >= self._max_file_bytes)
+        return now - self._file_started >= self._max_file_seconds or self._file_bytes >= self._max_file_bytes
 
     def _open(self, now: float) -> None:
         tf.io.gfile.makedirs(self.log_dir)
         stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime(now)) + f'{now % 1:.6f}'[1:]
         self._file = os.path.join(self.log_dir, f'{FILE_PREFIX}{stamp}{FILE_SUFFIX}')
         self._writer = tf.io.TFRecordWriter(self._file)
-        self._file_started = now
+        self._file_started, self._file_bytes = now, 0
         self._bound_total()
 
     def _close(self) -> None:

@@ -42,6 +42,8 @@ _HELP = {
     'data.mask_feature': "the dataset's segmentation-mask feature, renamed to 'segmentation_mask'",
     'data.drift_threshold': 'Jensen-Shannon divergence of an image feature against the previous data above which '
                             'drift is reported',
+    'data.transform_statistics': "Transform's pre- and post-transform statistics (off: their memory grows with the "
+                                 'data)',
     'data.max_skipped_fraction': 'fail when more than this fraction of a split is unusable image/mask pairs',
     'data.anomalies': "'fail': data anomalies stop the run before training; 'warn': report them and train",
     'training.epochs': 'training epochs',

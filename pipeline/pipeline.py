@@ -120,6 +120,7 @@ def create_training_components(config: PipelineConfig, example_gen: BaseNode, sc
         schema=schema_gen.outputs['schema'],
         preprocessing_fn='modules.preprocessing.preprocessing_fn',
         custom_config=config.to_transform_custom_config(),
+        disable_statistics=not config.data.transform_statistics,
     )
     nodes: List[BaseNode] = [transform]
     base_model = None

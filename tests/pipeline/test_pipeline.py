@@ -53,3 +53,11 @@ def test_tuning_puts_the_tuner_before_the_trainer_and_feeds_it_the_best_hyperpar
     assert 'ExampleValidator' in tuner.upstream_nodes
     assert nodes['Trainer'].inputs.inputs['hyperparameters'].channels[0].producer_node_query.id == 'Tuner'
     assert 'modules.tune.tuner_fn' in tuner.parameters.parameters['tuner_fn'].field_value.string_value
+
+
+def test_transform_leaves_its_statistics_to_statistics_gen_unless_asked():
+    def disabled(config):
+        return _compiled(config).get('Transform').parameters.parameters['disable_statistics'].field_value.int_value
+
+    assert disabled(config_lib.preset('default')) == 1
+    assert disabled(config_lib.preset('default').with_overrides({'data.transform_statistics': True})) == 0

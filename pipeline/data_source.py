@@ -58,16 +58,19 @@ def resolve_classes(config: PipelineConfig) -> PipelineConfig:
       The config with `data.class_description` set, validated again (class weights against the classes).
 
     Raises:
-      ValueError: the description file is missing or invalid (the message names it), or the settings disagree.
+      ValueError: the description file is missing or invalid (the message names it), the settings disagree, or
+        a span source has no span.
     """
     data = config.data
     if data.class_description is not None:
         return config
+    # The newest span, as ExampleGen will read it (not looked up where the classes are named).
+    source_dir = sources.resolve_span(data.source_dir)[0] if data.classes is None else None
     if data.classes is not None:
         description = classes.load(data.classes)
-    elif data.source_dir and tf.io.gfile.exists(os.path.join(data.source_dir, classes.FILE_NAME)):
-        description = classes.load(os.path.join(data.source_dir, classes.FILE_NAME))
-    elif data.source_dir and sources.detect_layout(data.source_dir, data.source_layout) == sources.VOC:
+    elif source_dir and tf.io.gfile.exists(os.path.join(source_dir, classes.FILE_NAME)):
+        description = classes.load(os.path.join(source_dir, classes.FILE_NAME))
+    elif source_dir and sources.detect_layout(source_dir, data.source_layout) == sources.VOC:
         description = classes.PASCAL_VOC
     else:
         description = classes.OXFORD_IIIT_PET

@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image, UnidentifiedImageError
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import base_example_gen_executor, utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -238,6 +238,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         tfds.display_progress_bar(False)
+        source_dir, span = sources.resolve_span(exec_properties.get(SOURCE_DIR_KEY) or None)
+        exec_properties = {**exec_properties, SOURCE_DIR_KEY: source_dir}
+        span = span if span is not None else exec_properties.get(utils.SPAN_PROPERTY_NAME)
         with tempfile.TemporaryDirectory(prefix='tfds_example_gen_') as work_dir:
             prepared = sources.prepare_builder(
                 exec_properties[DATASET_KEY], exec_properties.get(DATA_DIR_KEY) or None,
@@ -250,6 +253,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             super().Do(input_dict, output_dict, {**exec_properties, _BUILDER_KEY: builder})
         written, skipped, skipped_examples = self._split_counts(input_config)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        if span is not None:
+            examples.span = int(span)
         _record_on_artifact(examples, builder, written, skipped, prepared, skipped_examples)
         examples.set_string_custom_property(CLASSES_KEY, _description(exec_properties).to_json())
         _check_skipped_fraction(written, skipped, float(exec_properties[MAX_SKIPPED_FRACTION_KEY]))

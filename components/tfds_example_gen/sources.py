@@ -25,6 +25,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -39,10 +40,44 @@ AUTO, OXFORD, FOLDERS, VOC = 'auto', 'oxford', 'folders', 'voc'
 LAYOUTS = (AUTO, OXFORD, FOLDERS, VOC)
 DEFAULT_EVAL_FRACTION = 0.2
 _EVAL_LISTS = ('eval.txt', 'val.txt', 'test.txt')
+SPAN_SPEC = '{SPAN}'
 
 
 class DataSourceError(ValueError):
     """The configured data source cannot be read; the message says which path and what to do."""
+
+
+def resolve_span(source_dir: Optional[str]) -> Tuple[Optional[str], Optional[int]]:
+    """The newest span of a source whose last folder name holds `{SPAN}` (TFX's span spec), and its number.
+
+    `/data/pets/span-{SPAN}` with `span-1/` and `span-2/` present is `/data/pets/span-2`, span 2: each span is a
+    complete snapshot of the data in one of the layouts (`span-3.pending/`, still being labelled, does not match).
+
+    Args:
+      source_dir: the configured source directory, or None.
+
+    Returns:
+      (directory, span); `source_dir` and None when it names no span.
+
+    Raises:
+      DataSourceError: `{SPAN}` outside the last folder name, or no folder matching it.
+    """
+    if not source_dir or SPAN_SPEC not in source_dir:
+        return source_dir, None
+    parent, name = os.path.split(source_dir.rstrip('/'))
+    if SPAN_SPEC in parent:
+        raise DataSourceError(f'{source_dir!r}: {SPAN_SPEC} may only appear in the last folder name')
+    pattern = re.compile('^' + re.escape(name).replace(re.escape(SPAN_SPEC), r'(\d+)') + '$')
+    spans = {}
+    for entry in (tf.io.gfile.listdir(parent) if tf.io.gfile.isdir(parent) else []):
+        match = pattern.match(entry.rstrip('/'))
+        if match and tf.io.gfile.isdir(os.path.join(parent, entry)):
+            spans[int(match.group(1))] = os.path.join(parent, entry.rstrip('/'))
+    if not spans:
+        raise DataSourceError(f'No folder under {parent!r} matches {name!r} (a span folder such as '
+                              f'{name.replace(SPAN_SPEC, "1")!r})')
+    newest = max(spans)
+    return spans[newest], newest
 
 
 def source_layout(source_dir: str) -> str:

@@ -8,8 +8,11 @@
         --dataflow_temp_location gs://BUCKET/tmp --vertex_training --gpu_type NVIDIA_TESLA_T4 --submit
     # retrain every Monday 03:00 UTC (Vertex pipeline schedule, one run at a time):
     python kubeflow_runner.py ... --project PROJECT --region us-central1 --schedule "0 3 * * 1"
+    # also compile the monitoring pipeline (petseg_pipeline_monitor.json) and run it every hour:
+    python kubeflow_runner.py ... --monitor_log_dir gs://BUCKET/request_log --monitor_schedule "0 * * * *"
 
-The same `create_pipeline` as `local_runner.py` is compiled; only paths, image, Beam args and the
+The same `create_pipeline` as `local_runner.py` is compiled (and, with --monitor_log_dir,
+`create_monitoring_pipeline` beside it: `python -m pipeline.monitor`'s check as a pipeline step); only paths, image, Beam args and the
 Vertex choices in `pipeline/platform.py` differ. User modules and custom components are imported
 by dotted path inside the image, which has this package installed (see Dockerfile).
 """
@@ -30,7 +33,8 @@ from tfx import v1 as tfx  # noqa: E402
 
 from modules import cli  # noqa: E402
 from pipeline import data_source, flags, platform  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
+from pipeline import monitor as monitor_cli  # noqa: E402
+from pipeline.pipeline import create_monitoring_pipeline, create_pipeline  # noqa: E402
 
 DEFAULT_OUTPUT = 'petseg_pipeline.json'
 _DATAFLOW_DEFAULTS = {name: parameter.default for name, parameter in
@@ -82,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help='Vertex training workers beside the chief (default: 0); >0 trains with '
                             'MultiWorkerMirroredStrategy, batch_size per replica')
     cloud.add_argument('--endpoint', help='deploy blessed models to this Vertex endpoint instead of --serving_dir')
+    watch = parser.add_argument_group('monitoring pipeline (docs/monitoring.md)')
+    watch.add_argument('--monitor_log_dir', help="the server's --log_dir (gs://...): also compile the monitoring "
+                                                 'pipeline, to OUTPUT with a _monitor suffix')
+    watch.add_argument('--monitor_schedule', metavar='CRON',
+                       help='create a Vertex schedule for the monitoring pipeline, e.g. "0 * * * *"')
+    monitor_cli.add_judgement_flags(watch, prefix='monitor_')
     run = parser.add_argument_group('running (opt-in; needs credentials and network)')
     run.add_argument('--submit', action='store_true', help='run the compiled spec once on Vertex AI Pipelines')
     run.add_argument('--schedule', metavar='CRON', help='create a Vertex pipeline schedule, e.g. "0 3 * * 1"')
@@ -104,6 +114,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             args.config = data_source.resolve_classes(args.config)
         except ValueError as e:
             parser.error(str(e))
+    args.monitor_settings = monitor_cli.judgement_settings(args, parser, prefix='monitor_')
+    if args.monitor_schedule and not args.monitor_log_dir:
+        parser.error('--monitor_schedule needs --monitor_log_dir')
     if args.config.serving.validator == 'infra_validator':
         parser.error("--validator infra_validator: TFX 1.16's Kubeflow V2 compiler cannot compile InfraValidator "
                      '("component type is not supported"); use the default serving_check, which runs in the '
@@ -142,22 +155,44 @@ def beam_args(args: argparse.Namespace) -> List[str]:
                                        args.dataflow_machine_type, args.dataflow_max_workers)
 
 
+def _serving_dir(args: argparse.Namespace) -> str:
+    return args.serving_dir or os.path.join(args.pipeline_root, 'serving_model')
+
+
+def _write_spec(pipeline, image: str, path: str) -> str:
+    output_dir, output_file = os.path.split(os.path.abspath(path))
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=output_dir, output_filename=output_file)
+    runner.run(pipeline, write_out=True)
+    return os.path.join(output_dir, output_file)
+
+
 def compile_pipeline(args: argparse.Namespace) -> str:
     """Writes the pipeline spec JSON; returns its path."""
     pipeline = create_pipeline(
         args.config,
         pipeline_root=args.pipeline_root,
-        serving_dir=args.serving_dir or os.path.join(args.pipeline_root, 'serving_model'),
+        serving_dir=_serving_dir(args),
         beam_pipeline_args=beam_args(args),
         vertex=vertex_options(args),
         image=args.image,
     )
-    output_dir, output_file = os.path.split(os.path.abspath(args.output))
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
-        output_dir=output_dir, output_filename=output_file)
-    runner.run(pipeline, write_out=True)
-    return os.path.join(output_dir, output_file)
+    return _write_spec(pipeline, args.image, args.output)
+
+
+def monitor_output(args: argparse.Namespace) -> str:
+    """The monitoring pipeline's spec path: OUTPUT with `_monitor` before its extension."""
+    stem, extension = os.path.splitext(args.output)
+    return f'{stem}_monitor{extension or ".json"}'
+
+
+def compile_monitoring_pipeline(args: argparse.Namespace) -> str:
+    """Writes the monitoring pipeline's spec JSON (`monitor_output`); returns its path."""
+    pipeline = create_monitoring_pipeline(
+        args.config.name, pipeline_root=args.pipeline_root, log_dir=args.monitor_log_dir,
+        serving_dir=_serving_dir(args), **args.monitor_settings)
+    return _write_spec(pipeline, args.image, monitor_output(args))
 
 
 def run_request(args: argparse.Namespace, template_path: str) -> VertexRunRequest:
@@ -167,6 +202,14 @@ def run_request(args: argparse.Namespace, template_path: str) -> VertexRunReques
     return VertexRunRequest(project=args.project, region=args.region, display_name=args.config.name,
                             template_path=template_path, pipeline_root=args.pipeline_root, enable_caching=caching,
                             service_account=args.service_account, cron=args.schedule)
+
+
+def monitor_schedule_request(args: argparse.Namespace, template_path: str) -> VertexRunRequest:
+    """The Vertex schedule of the monitoring pipeline (--monitor_schedule); never cached: each run reads new logs."""
+    _require(args, ('project', 'region'), '--monitor_schedule')
+    return VertexRunRequest(project=args.project, region=args.region, display_name=f'{args.config.name}-monitor',
+                            template_path=template_path, pipeline_root=args.pipeline_root, enable_caching=False,
+                            service_account=args.service_account, cron=args.monitor_schedule)
 
 
 def send(request: VertexRunRequest):
@@ -187,9 +230,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     path = compile_pipeline(args)
     print(f'Pipeline spec: {path}')
+    if args.monitor_log_dir:
+        monitor_path = compile_monitoring_pipeline(args)
+        print(f'Monitoring pipeline spec: {monitor_path}')
     if args.submit or args.schedule:
         result = send(run_request(args, path))
         print(f'Vertex AI: {"schedule" if args.schedule else "run"} created: {getattr(result, "resource_name", result)}')
+    if args.monitor_schedule:
+        result = send(monitor_schedule_request(args, monitor_path))
+        print(f'Vertex AI: monitoring schedule created: {getattr(result, "resource_name", result)}')
 
 
 if __name__ == '__main__':

@@ -16,13 +16,40 @@ import os
 os.environ['TF_USE_LEGACY_KERAS'] = '1'  # before TensorFlow is imported
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
 RETRAIN_EXIT_CODE = 3
-LATEST_FILE = 'latest.json'
+
+
+JUDGEMENT_FLAGS = ('window_hours', 'skew_threshold', 'drift_threshold', 'min_requests')
+
+
+def add_judgement_flags(parser, prefix: str = '') -> None:
+    """The window and thresholds; `kubeflow_runner.py` adds them with the prefix `monitor_` for its monitoring
+    pipeline (its `--drift_threshold` is the data's)."""
+    parser.add_argument(f'--{prefix}window_hours', type=float, default=24.0,
+                        help='the window judged ends now and lasts this long (default: 24)')
+    parser.add_argument(f'--{prefix}skew_threshold', type=float, default=0.3,
+                        help='Jensen-Shannon divergence from the training data / evaluated predictions that counts '
+                             'as skew (default: 0.3)')
+    parser.add_argument(f'--{prefix}drift_threshold', type=float, default=0.3,
+                        help='Jensen-Shannon divergence from the previous window that counts as drift (default: 0.3)')
+    parser.add_argument(f'--{prefix}min_requests', type=int, default=50,
+                        help='fewer requests in the window never warrant retraining (default: 50)')
+
+
+def judgement_settings(args, parser, prefix: str = '') -> dict:
+    """{window_hours, skew_threshold, drift_threshold, min_requests} from the flags; parser.error() for a
+    threshold outside (0, 1], a window <= 0 or a minimum below 1."""
+    settings = {name: getattr(args, prefix + name) for name in JUDGEMENT_FLAGS}
+    for name in ('skew_threshold', 'drift_threshold'):
+        if not 0 < settings[name] <= 1:
+            parser.error(f'--{prefix}{name} must be in (0, 1], got {settings[name]}')
+    if settings['window_hours'] <= 0 or settings['min_requests'] < 1:
+        parser.error(f'--{prefix}window_hours must be > 0 and --{prefix}min_requests >= 1')
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,60 +59,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--name', default='petseg', help='the pipeline name (default: petseg)')
     parser.add_argument('--serving_dir', help='the serving root (default: <output_dir>/<name>/serving_model)')
     parser.add_argument('--version', type=int, help='the served version to judge (default: the newest)')
-    parser.add_argument('--window_hours', type=float, default=24.0,
-                        help='the window judged ends now and lasts this long (default: 24)')
     parser.add_argument('--since', type=float, help='the window\'s start, UNIX seconds (instead of --window_hours)')
     parser.add_argument('--until', type=float, help='the window\'s end, UNIX seconds (default: now)')
     parser.add_argument('--previous_since', type=float,
                         help='the start of the window drift is measured against (default: as long as the window, '
                              'just before it)')
-    parser.add_argument('--skew_threshold', type=float, default=0.3,
-                        help='Jensen-Shannon divergence from the training data / evaluated predictions that counts '
-                             'as skew (default: 0.3)')
-    parser.add_argument('--drift_threshold', type=float, default=0.3,
-                        help='Jensen-Shannon divergence from the previous window that counts as drift (default: 0.3)')
-    parser.add_argument('--min_requests', type=int, default=50,
-                        help='fewer requests in the window never warrant retraining (default: 50)')
+    add_judgement_flags(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ('skew_threshold', 'drift_threshold'):
-        if not 0 < getattr(args, name) <= 1:
-            parser.error(f'--{name} must be in (0, 1], got {getattr(args, name)}')
-    if args.window_hours <= 0 or args.min_requests < 1:
-        parser.error('--window_hours must be > 0 and --min_requests >= 1')
+    judgement_settings(args, parser)
     run_dir = os.path.join(args.output_dir, args.name)
     metadata_path = os.path.join(run_dir, 'metadata.db')
     if not os.path.exists(metadata_path):
         parser.error(f'no pipeline runs at {metadata_path}')
     from components.request_monitor import monitor
-    (since, until), (previous_since, _) = monitor.windows(args.until or time.time(), args.window_hours, args.since,
-                                                         args.previous_since)
     try:
         refs = monitor.references(metadata_path, args.serving_dir or os.path.join(run_dir, 'serving_model'),
                                   args.version)
     except ValueError as e:
         parser.error(str(e))
     thresholds = monitor.Thresholds(args.skew_threshold, args.drift_threshold, args.min_requests)
-    verdict = monitor.compare(monitor.read_window(args.log_dir, since, until),
-                              monitor.read_window(args.log_dir, previous_since, since), refs, thresholds)
-    verdict.update(checked_at=time.time(), window=[since, until], previous_window=[previous_since, since],
-                   log_dir=os.path.abspath(args.log_dir), training_examples=refs.examples_uri,
-                   evaluated_predictions=refs.full_size_uri)
-    out_dir = os.path.join(run_dir, 'monitor')
-    os.makedirs(out_dir, exist_ok=True)
-    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(verdict['checked_at']))
-    for name in (f'verdict-{stamp}.json', LATEST_FILE):
-        with open(os.path.join(out_dir, name), 'w') as f:
-            json.dump(verdict, f, indent=1)
+    verdict = monitor.judge(os.path.abspath(args.log_dir), refs, thresholds, args.until or time.time(),
+                            args.window_hours, args.since, args.previous_since)
+    latest = monitor.write_verdict(verdict, os.path.join(run_dir, 'monitor'))
+    since, until = verdict['window']
     print(f'Version {refs.version} of {args.name}: requests logged in {args.log_dir} '
           f'between {time.strftime("%Y-%m-%d %H:%M", time.gmtime(since))} and '
           f'{time.strftime("%Y-%m-%d %H:%M", time.gmtime(until))} UTC\n')
     print(monitor.table(verdict))
-    print(f'\nVerdict: {os.path.join(out_dir, LATEST_FILE)}')
+    print(f'\nVerdict: {latest}')
     return RETRAIN_EXIT_CODE if verdict['retrain'] else 0
 
 

@@ -11,6 +11,7 @@ from tfx.dsl.components.base.base_node import BaseNode
 
 from components.full_size_eval.component import FullSizeEvaluator
 from components.gated_example_validator.component import GatedExampleValidator
+from components.request_monitor.component import RequestMonitor
 from components.serving_check.component import ServingCheck
 from components.tfds_example_gen.component import TfdsExampleGen
 from components.tflite_export.component import TfliteExport
@@ -254,3 +255,44 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),
     )
+
+
+def create_monitoring_pipeline(
+    name: str,
+    *,
+    pipeline_root: str,
+    log_dir: str,
+    serving_dir: str,
+    window_hours: float = 24.0,
+    skew_threshold: float = 0.3,
+    drift_threshold: float = 0.3,
+    min_requests: int = 50,
+    metadata_connection_config: Optional[object] = None,
+) -> tfx.dsl.Pipeline:
+    """The monitoring pipeline, `<name>-monitor`: judges the last `window_hours` of logged requests against the
+    newest pushed version (`RequestMonitor`) and writes the verdict to `<pipeline_root>/monitor/latest.json`.
+
+    Compiled beside the training pipeline (`kubeflow_runner.py --monitor_log_dir`) so a schedule runs it often
+    and the training only when its verdict warrants; `python -m pipeline.monitor` is the same check locally.
+
+    Args:
+      name: the training pipeline's name.
+      pipeline_root: the training pipeline's root (the monitor's artifacts go under it).
+      log_dir: the request log.
+      serving_dir: the serving root the training pipeline pushes to.
+      window_hours, skew_threshold, drift_threshold, min_requests: `RequestMonitor`'s settings.
+      metadata_connection_config: MLMD connection; None lets the orchestrator provide one.
+
+    Returns:
+      The TFX pipeline.
+    """
+    monitor = RequestMonitor(log_dir, serving_dir, window_hours=window_hours, skew_threshold=skew_threshold,
+                             drift_threshold=drift_threshold, min_requests=min_requests,
+                             verdict_dir=monitor_verdict_dir(pipeline_root)).with_id(node_ids.REQUEST_MONITOR)
+    return tfx.dsl.Pipeline(pipeline_name=f'{name}-monitor', pipeline_root=pipeline_root, components=[monitor],
+                            enable_cache=False, metadata_connection_config=metadata_connection_config)
+
+
+def monitor_verdict_dir(pipeline_root: str) -> str:
+    """Where the monitoring pipeline writes `latest.json` (and dated verdicts)."""
+    return f'{pipeline_root.rstrip("/")}/monitor'

@@ -175,3 +175,36 @@ def test_tuning_compiles_with_the_tuner_feeding_the_trainer(tmp_path):
     parameters = tasks['Tuner']['inputs']['parameters']
     custom_config = json.loads(parameters['custom_config']['runtimeValue']['constantValue']['stringValue'])
     assert custom_config['tuning']['max_trials'] == 3 and custom_config['training']['validation_split'] == 0.1
+
+
+def test_the_monitoring_pipeline_compiles_beside_the_training_one(tmp_path):
+    args = kubeflow_runner.parse_args([*BASE_FLAGS, '--output', str(tmp_path / 'spec.json'), '--monitor_log_dir',
+                                       'gs://bucket/request_log', '--monitor_window_hours', '6',
+                                       '--monitor_skew_threshold', '0.2'])
+    kubeflow_runner.compile_pipeline(args)
+    path = kubeflow_runner.compile_monitoring_pipeline(args)
+    assert path == str(tmp_path / 'spec_monitor.json') and (tmp_path / 'spec.json').exists()
+    spec = json.loads(open(path).read())
+    assert spec['pipelineSpec']['pipelineInfo']['name'] == 'petseg-monitor'
+    assert set(spec['pipelineSpec']['root']['dag']['tasks']) == {'RequestMonitor'}
+    executor = _executor(spec, 'RequestMonitor')
+    assert executor['image'] == IMAGE and executor['args'][1] == 'components.request_monitor.executor.Executor'
+    parameters = {name: list(value['runtimeValue']['constantValue'].values())[0] for name, value in
+                  spec['pipelineSpec']['root']['dag']['tasks']['RequestMonitor']['inputs']['parameters'].items()}
+    assert parameters['log_dir'] == 'gs://bucket/request_log'
+    assert parameters['serving_dir'] == 'gs://bucket/petseg/serving_model', 'where the training pipeline pushes'
+    assert parameters['verdict_dir'] == 'gs://bucket/petseg/monitor'
+    assert (float(parameters['window_hours']), float(parameters['skew_threshold'])) == (6.0, 0.2)
+
+
+def test_the_monitoring_schedule_reads_new_logs_every_run(capsys):
+    args = kubeflow_runner.parse_args([*BASE_FLAGS, '--project', 'proj', '--region', 'us-central1',
+                                       '--monitor_log_dir', 'gs://bucket/log', '--monitor_schedule', '0 * * * *'])
+    request = kubeflow_runner.monitor_schedule_request(args, 'monitor.json')
+    assert (request.cron, request.enable_caching, request.display_name) == ('0 * * * *', False, 'petseg-monitor')
+    with pytest.raises(SystemExit):
+        kubeflow_runner.parse_args([*BASE_FLAGS, '--monitor_schedule', '0 * * * *'])
+    assert '--monitor_schedule needs --monitor_log_dir' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        kubeflow_runner.parse_args([*BASE_FLAGS, '--monitor_log_dir', 'gs://b/l', '--monitor_drift_threshold', '2'])
+    assert '--monitor_drift_threshold must be in (0, 1]' in capsys.readouterr().err

@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import json
 import os
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import ml_metadata as mlmd
@@ -40,6 +41,11 @@ IMAGE_FEATURES = keys.IMAGE_FEATURES
 FRACTION_STEP = 0.05
 SIZE_STEP = 32
 MAX_TRAINING_EXAMPLES = 20000
+# Written into each pushed version (`reference_files`).
+REFERENCE_FILES = {'training_images': 'monitor_training_images.csv',
+                   'evaluated_predictions': 'monitor_evaluated_predictions.csv'}
+VERDICT_FILE = 'verdict.json'
+LATEST_FILE = 'latest.json'
 
 
 @dataclasses.dataclass
@@ -96,6 +102,15 @@ def _upstream_examples(store: mlmd.MetadataStore, artifact_id: int) -> List:
     return found
 
 
+def _version(serving_dir: str, version: Optional[int]) -> int:
+    versions = paths.numbered_versions(serving_dir)
+    if not versions:
+        raise ValueError(f'No pushed version under {serving_dir}')
+    if version is not None and version not in versions:
+        raise ValueError(f'No version {version} under {serving_dir} (there are {versions})')
+    return versions[-1] if version is None else version
+
+
 def references(metadata_path: str, serving_dir: str, version: Optional[int] = None) -> References:
     """The served version's training statistics and evaluated predictions, through MLMD lineage.
 
@@ -110,10 +125,7 @@ def references(metadata_path: str, serving_dir: str, version: Optional[int] = No
     Raises:
       ValueError: no pushed version, or lineage that does not reach the statistics or the evaluation.
     """
-    versions = paths.numbered_versions(serving_dir)
-    if not versions:
-        raise ValueError(f'No pushed version under {serving_dir}')
-    version = versions[-1] if version is None else version
+    version = _version(serving_dir, version)
     with tf.io.gfile.GFile(os.path.join(serving_dir, str(version), pusher_executor.PUSH_RECORD)) as f:
         source = json.load(f)['source']
     store = _store(metadata_path)
@@ -138,11 +150,17 @@ def references(metadata_path: str, serving_dir: str, version: Optional[int] = No
 
 
 def _image_features(split_uri: str) -> pd.DataFrame:
-    """Each training example's image height, width and channels, as ExampleGen measured them."""
+    """Each training example's image height, width and channels, as ExampleGen measured them (read in batches:
+    the records hold the image bytes too)."""
     spec = {key: tf.io.FixedLenFeature([], tf.int64) for key in IMAGE_FEATURES}
-    records = paths.read_gzip_records(split_uri, limit=MAX_TRAINING_EXAMPLES)
-    parsed = tf.io.parse_example(tf.constant(records), spec) if records else {k: [] for k in IMAGE_FEATURES}
-    return pd.DataFrame({key: np.asarray(value) for key, value in parsed.items()})
+    files = sorted(tf.io.gfile.glob(os.path.join(split_uri, '*')))
+    columns = {key: [] for key in IMAGE_FEATURES}
+    if files:
+        records = tf.data.TFRecordDataset(files, compression_type='GZIP').take(MAX_TRAINING_EXAMPLES).batch(512)
+        for batch in records:
+            for key, value in tf.io.parse_example(batch, spec).items():
+                columns[key].extend(value.numpy().tolist())
+    return pd.DataFrame(columns, dtype='int64')
 
 
 def _predicted_fractions(per_image_csv: str) -> pd.DataFrame:
@@ -150,6 +168,42 @@ def _predicted_fractions(per_image_csv: str) -> pd.DataFrame:
         rows = list(csv.DictReader(f))
     columns = [name for name in (rows[0] if rows else {}) if name.endswith(keys.FRACTION_SUFFIX)]
     return pd.DataFrame({c: [float(r[c]) for r in rows] for c in columns})
+
+
+def reference_files(examples_uri: str, full_size_uri: str) -> Dict[str, str]:
+    """The references as CSV texts, to be stored beside a pushed version: the monitoring pipeline reads them from
+    the serving directory, where no MLMD lineage reaches (Vertex AI keeps it in its own metadata service).
+
+    Args:
+      examples_uri: ExampleGen's Examples the model was trained on.
+      full_size_uri: the FullSizeEvaluator's evaluation of the model.
+
+    Returns:
+      {file name: CSV text} (`REFERENCE_FILES`).
+    """
+    frames = {'training_images': _image_features(paths.split_dir(examples_uri, 'train')),
+              'evaluated_predictions': _predicted_fractions(os.path.join(full_size_uri,
+                                                                         full_size_executor.PER_IMAGE_FILE))}
+    return {REFERENCE_FILES[name]: frame.to_csv(index=False) for name, frame in frames.items()}
+
+
+def version_references(serving_dir: str, version: Optional[int] = None) -> References:
+    """The references a pushed version carries (`reference_files`), without MLMD.
+
+    Raises:
+      ValueError: no pushed version, or one pushed without its references.
+    """
+    version_dir = os.path.join(serving_dir, str(_version(serving_dir, version)))
+    found = {}
+    for name, file_name in REFERENCE_FILES.items():
+        path = os.path.join(version_dir, file_name)
+        if not tf.io.gfile.exists(path):
+            raise ValueError(f'{path} is missing: versions pushed before the monitor references were written carry '
+                             'none; run `python -m pipeline.monitor`, which finds them through MLMD')
+        with tf.io.gfile.GFile(path) as f:
+            found[name] = pd.read_csv(f)
+    return References(int(os.path.basename(version_dir)), version_dir, found['training_images'],
+                      found['evaluated_predictions'], version_dir, version_dir)
 
 
 def read_window(log_dir: str, since: float, until: float) -> pd.DataFrame:
@@ -284,3 +338,25 @@ def windows(until: float, hours: float, since: Optional[float] = None,
     previous_since = since - (until - since) if previous_since is None else previous_since
     return (since, until), (previous_since, since)
 
+
+
+def judge(log_dir: str, refs: References, thresholds: Thresholds, until: float, hours: float,
+          since: Optional[float] = None, previous_since: Optional[float] = None) -> Dict[str, object]:
+    """`compare` on the window of `log_dir` ending at `until` and the one before it, with where it looked."""
+    (since, until), (previous_since, _) = windows(until, hours, since, previous_since)
+    verdict = compare(read_window(log_dir, since, until), read_window(log_dir, previous_since, since), refs,
+                      thresholds)
+    verdict.update(checked_at=time.time(), window=[since, until], previous_window=[previous_since, since],
+                   log_dir=log_dir, training_examples=refs.examples_uri, evaluated_predictions=refs.full_size_uri)
+    return verdict
+
+
+def write_verdict(verdict: Dict[str, object], directory: str) -> str:
+    """Writes `verdict-<UTC time>.json` and `latest.json` (what the server page and `--when_drift` read) into
+    `directory`; returns the latter's path."""
+    tf.io.gfile.makedirs(directory)
+    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(verdict['checked_at']))
+    for name in (f'verdict-{stamp}.json', LATEST_FILE):
+        with tf.io.gfile.GFile(os.path.join(directory, name), 'w') as f:
+            f.write(json.dumps(verdict, indent=1))
+    return os.path.join(directory, LATEST_FILE)

@@ -9,7 +9,8 @@ a push never lands in an existing version. Each version records the model it cam
 the next run re-evaluates the same model against itself as the new baseline). Unblessed models are
 not pushed; nothing is deleted. The TFLite variants that met their targets (TfliteExport) are staged with the
 model under `<version>/tflite/` (TF Serving ignores the extra directory), so they appear and vanish with it,
-and so is the model card (`model_card.md` and `.html`, `model_card.py`).
+and so is the model card (`model_card.md` and `.html`, `model_card.py`) and what the request monitor compares
+served requests with (`monitor_*.csv`, `components/request_monitor/monitor.py`).
 """
 
 import json
@@ -25,6 +26,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.request_monitor import monitor
 from components.tflite_export import executor as tflite_executor
 from components.versioned_pusher import model_card
 from modules import tflite
@@ -66,7 +68,8 @@ def publish(model_path: str, base_directory: str, now: float, tflite_dir: str = 
       now: current time in seconds.
       tflite_dir: TfliteExport's output directory.
       tflite_variants: the variants in it to publish under `tflite/` (with their metadata and the report).
-      card: the version number -> {file name: text} of the model card written into the version.
+      card: the version number -> {file name: text} written into the version (the model card, the monitor's
+        references).
 
     Returns:
       The new version directory.
@@ -123,10 +126,20 @@ class Executor(pusher_executor.Executor):
             variants = tflite_executor.passed_variants(tflite_models) if tflite_models else []
             now = time.time()
             serving_path = publish(model_path, base_directory, now, tflite_models.uri if tflite_models else None,
-                                   variants, card=self._card(input_dict, exec_properties, model_path, now))
+                                   variants, card=self._version_files(input_dict, exec_properties, model_path, now))
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
         logging.info('Model pushed to %s.', serving_path)
+
+    @classmethod
+    def _version_files(cls, input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any],
+                       model_path: str, now: float) -> Callable[[int], Dict[str, str]]:
+        """The version number -> the files written into it: the model card, and what the request monitor
+        compares the served model's requests with (the training images' sizes, the evaluated predictions)."""
+        card = cls._card(input_dict, exec_properties, model_path, now)
+        examples, evaluation = input_dict.get('examples'), input_dict.get('full_size_evaluation')
+        references = monitor.reference_files(examples[0].uri, evaluation[0].uri) if examples and evaluation else {}
+        return lambda version: {**(card(version) if card else {}), **references}
 
     @staticmethod
     def _card(input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any], model_path: str,

@@ -127,6 +127,47 @@ def test_a_shifted_batch_skews_and_drifts_and_warrants_retraining(watched):
     assert info['monitor']['retrain'] is True and 'skew in image_channels' in ' '.join(info['monitor']['reasons'])
 
 
+def _shifted_log(watched, log_dir):
+    """The shifted batch's records alone, as a request log of its own (the pipeline's window ends when it runs)."""
+    import tensorflow as tf
+    from modules import request_log
+    _, in_distribution, _ = watched['times']
+    os.makedirs(log_dir)
+    with tf.io.TFRecordWriter(os.path.join(log_dir, f'{request_log.FILE_PREFIX}shifted{request_log.FILE_SUFFIX}')) as out:
+        for path in request_log.log_files(watched['log_dir']):
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                logged = tf.train.Example.FromString(record).features.feature[request_log.LOGGED_AT_KEY]
+                if logged.int64_list.value[0] / 1000 >= in_distribution:
+                    out.write(record)
+
+
+def test_the_monitoring_pipeline_judges_from_the_references_the_version_carries(watched, scenario, tmp_path):
+    """The step Vertex AI schedules, run by LocalDagRunner: no MLMD lineage, the served version's own files."""
+    from ml_metadata.metadata_store import metadata_store
+    from tfx import v1 as tfx
+    from components.request_monitor import monitor
+    from pipeline.pipeline import create_monitoring_pipeline
+    served = os.path.join(scenario.serving_dir, str(max(int(v) for v in os.listdir(scenario.serving_dir)
+                                                        if v.isdigit())))
+    for name in monitor.REFERENCE_FILES.values():
+        assert os.path.getsize(os.path.join(served, name)) > 100, f'the Pusher wrote {name} into the version'
+    log_dir = str(tmp_path / 'shifted_log')
+    _shifted_log(watched, log_dir)
+    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(tmp_path / 'metadata.db'))
+    tfx.orchestration.LocalDagRunner().run(create_monitoring_pipeline(
+        'petseg', pipeline_root=str(tmp_path / 'root'), log_dir=log_dir, serving_dir=scenario.serving_dir,
+        window_hours=1, min_requests=20, metadata_connection_config=metadata))
+    with open(tmp_path / 'root' / 'monitor' / 'latest.json') as f:
+        verdict = json.load(f)
+    assert verdict['requests'] == 2 * len(watched['photos']) and verdict['retrain'] is True, verdict['reasons']
+    assert set(keys.IMAGE_FEATURES) <= set(verdict['skewed']), verdict['skew']
+    assert verdict['version'] == int(os.path.basename(served))
+    [artifact] = metadata_store.MetadataStore(metadata).get_artifacts_by_type('petseg.MonitorVerdict')
+    assert artifact.custom_properties['retrain'].int_value == 1
+    with open(os.path.join(artifact.uri, 'verdict.json')) as f:
+        assert json.load(f)['skewed'] == verdict['skewed']
+
+
 def test_the_runner_trains_only_when_the_verdict_warrants_it(watched, scenario, tmp_path):
     verdict = os.path.join(watched['output_dir'], 'petseg', 'monitor', 'latest.json')
     calm = tmp_path / 'calm.json'

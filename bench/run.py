@@ -191,7 +191,11 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
     sides['project_' + ('float32' if mixed else 'bfloat16')] = project_side(training.with_speed(mixed_bfloat16=not mixed))
     iterators = {name: iter(dataset) for name, (_, dataset) in sides.items()}
     models = {name: model for name, (model, _) in sides.items()}
-    timed = timing.interleaved_epochs(models, iterators, settings.epochs, steps, settings.batch_size)
+    # The first step (timed apart) takes the tutorial's first batch; each pass over the data ends in a partial one.
+    tutorial_batches = timing.batch_sizes(inputs.summary.num_examples['train'], settings.batch_size,
+                                          1 + settings.epochs * steps)
+    timed = timing.interleaved_epochs(models, iterators, settings.epochs, steps, settings.batch_size,
+                                      images={'baseline': timing.per_epoch(tutorial_batches[1:], steps)})
     for name, model in models.items():
         timed[name]['quality'] = measure.score(model, inputs.eval_images, inputs.eval_masks)
     if timed_steps:

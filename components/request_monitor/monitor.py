@@ -24,7 +24,6 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import ml_metadata as mlmd
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 import tensorflow_data_validation as tfdv

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from modules import keys
+from pipeline.local import run_summary
 from tests.serving import browser
 
 pytestmark = pytest.mark.e2e
@@ -178,13 +179,19 @@ def test_the_runner_trains_only_when_the_verdict_warrants_it(watched, scenario, 
     assert quiet.returncode == 0 and 'Not run: the monitor does not warrant retraining' in quiet.stdout
     assert not (tmp_path / 'calm_outputs').exists()
     assert json.load(open(verdict))['retrain'] is True, 'the shifted batch\'s verdict (previous test)'
+    spans = tmp_path / 'spans'
+    spans.mkdir()
+    os.symlink(scenario.source_dir, spans / 'span-1')
+    os.symlink(scenario.source_dir, spans / 'span-2')  # the newest data, as pipeline.span_from_log leaves it
     retrained = subprocess.run([sys.executable, 'local_runner.py', '--preset', 'smoke', '--source_dir',
-                                scenario.source_dir, '--output_dir', str(tmp_path / 'outputs'), '--when_drift', verdict,
-                                '--tflite_variants'], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+                                str(spans / 'span-{SPAN}'), '--output_dir', str(tmp_path / 'outputs'), '--when_drift',
+                                verdict, '--tflite_variants'], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert retrained.returncode == 0, retrained.stdout[-3000:] + retrained.stderr[-3000:]
     assert 'Retraining: ' in retrained.stdout and 'skew in image_channels: 1.000' in retrained.stdout
     assert 'Pusher' in retrained.stdout
     assert os.listdir(tmp_path / 'outputs' / 'petseg' / 'serving_model')
+    summary = run_summary.read_run_summary(str(tmp_path / 'outputs' / 'petseg' / 'metadata.db'), 'petseg')
+    assert summary.data_version['span'] == 2, 'trained on the newest span'
 
 
 def test_a_log_directory_that_cannot_be_written_never_fails_a_request(scenario, tmp_path):

@@ -64,6 +64,11 @@ FIGURES: Dict[str, List[Tuple[str, Callable[[Dict], Optional[str]]]]] = {
          lambda r: ' / '.join(f"{r['growth']['components'].get(c, {}).get('seconds_per_1000_images', '-')}"
                               for c in ('TfdsExampleGen', 'Transform', 'Trainer', 'Evaluator'))),
     ],
+    'time-to-quality': [  # python -m bench.time_to_quality
+        ("time to the tutorial's final pixel accuracy vs the tutorial: project / tutorial + mixed bfloat16",
+         lambda r: ' / '.join(_x(s['speedup_vs_tutorial']) if s.get('speedup_vs_tutorial') else 'not reached'
+                              for s in (r['summary']['sides'].get(k, {}) for k in ('project', 'tutorial_bfloat16')))),
+    ],
     'serving-load': [  # python -m bench.serve_load
         ('local server, 4 clients: requests/s (p99 ms), serving_default',
          lambda r: next(f"{run['requests_per_s']:.1f} ({run['p99_ms']:.0f} ms)" for run in r['runs']

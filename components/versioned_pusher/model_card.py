@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfx import types
 
 from components import tfma_results
+from components.tfds_example_gen import recorded
 from modules import classes, hparams
 
 MARKDOWN_FILE = 'model_card.md'
@@ -79,21 +80,8 @@ def _data(examples: Optional[types.Artifact]) -> Dict[str, Any]:
     if examples is None:
         return {'uri': None, 'span': None, 'version': None, 'fingerprint': None, 'tfds': '', 'num_examples': {},
                 'num_skipped': {}, 'skipped_examples': []}
-    properties = examples.mlmd_artifact.properties
-    custom = examples.mlmd_artifact.custom_properties
-    fingerprint = custom.get('input_fingerprint')
-    return {'uri': examples.uri, 'span': properties['span'].int_value if 'span' in properties else None,
-            'version': properties['version'].int_value if 'version' in properties else None,
-            'fingerprint': fingerprint.string_value if fingerprint is not None else None,
-            'tfds': f'{_json_custom_text(examples, "tfds_dataset")} {_json_custom_text(examples, "tfds_version")}',
-            'num_examples': _json_custom(examples, 'num_examples', {}),
-            'num_skipped': _json_custom(examples, 'num_skipped', {}),
-            'skipped_examples': _json_custom(examples, 'skipped_examples', [])}
-
-
-def _json_custom_text(artifact: types.Artifact, name: str) -> str:
-    value = artifact.mlmd_artifact.custom_properties.get(name)
-    return value.string_value if value is not None else ''
+    facts = recorded.read(examples.mlmd_artifact)
+    return {'uri': examples.uri, **facts.pop('data_version'), **facts}
 
 
 def _metric_rows(candidate: Mapping[str, float], baseline: Mapping[str, float]) -> List[Dict[str, Any]]:

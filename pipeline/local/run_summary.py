@@ -20,6 +20,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import tfma_results
 from components.full_size_eval import executor as full_size_executor
 from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
+from components.tfds_example_gen import recorded
 from modules.hparams import HISTORY_FILE, TRAINED_SETTINGS_FILE
 from pipeline import node_ids
 from pipeline.eval_config import GATED_METRICS, overall_threshold
@@ -235,17 +236,11 @@ def _outputs(store: mlmd.MetadataStore, execution) -> Dict:
 
 def _read_example_gen(store, execution, summary: RunSummary) -> None:
     for artifact in _outputs(store, execution).get('examples', []):
-        summary.num_examples = _json_property(artifact, 'num_examples', {})
-        summary.num_skipped = _json_property(artifact, 'num_skipped', {})
-        summary.skipped_examples = _json_property(artifact, 'skipped_examples', [])
-        summary.classes = _json_property(artifact, 'classes', {}).get('names', [])
+        facts = recorded.read(artifact)
+        summary.num_examples, summary.num_skipped = facts['num_examples'], facts['num_skipped']
+        summary.skipped_examples, summary.classes = facts['skipped_examples'], facts['classes']
         summary.examples_uri = artifact.uri
-        fingerprint = artifact.custom_properties.get('input_fingerprint')
-        summary.data_version = {'span': artifact.properties['span'].int_value if 'span' in artifact.properties else None,
-                                'version': artifact.properties['version'].int_value
-                                if 'version' in artifact.properties else None,
-                                'fingerprint': fingerprint.string_value if fingerprint else None,
-                                'artifact_id': artifact.id}
+        summary.data_version = {**facts['data_version'], 'artifact_id': artifact.id}
 
 
 def _read_example_validator(store, execution, summary: RunSummary) -> None:

@@ -1,7 +1,8 @@
 """Compares what the served model receives with what it was trained and evaluated on: skew, drift, a verdict.
 
-Two references, both found through MLMD lineage from the pushed version (`petseg_push.json` names the Trainer's
-model; `references`):
+Two references, found through MLMD lineage from the pushed version (`petseg_push.json` names the Trainer's
+model; `references`), or read from the files the Pusher stores in each version (`reference_files`,
+`version_references`: what the monitoring pipeline uses, where lineage lives in Vertex AI's metadata service):
 - the training split the model was trained on (ExampleGen's examples, which carry each image's
   `image_height`, `image_width` and `image_channels`), for the request images' own features:
   training/serving skew;

@@ -1,5 +1,7 @@
 """The factory's wiring, compiled to TFX's intermediate representation (what LocalDagRunner runs)."""
 
+import json
+
 from tfx.dsl.compiler import compiler
 
 from pipeline import config as config_lib
@@ -61,3 +63,9 @@ def test_transform_leaves_its_statistics_to_statistics_gen_unless_asked():
 
     assert disabled(config_lib.preset('default')) == 1
     assert disabled(config_lib.preset('default').with_overrides({'data.transform_statistics': True})) == 0
+
+
+def test_statistics_gen_counts_top_values_with_sketches():
+    options = json.loads(_compiled(config_lib.preset('default')).get('StatisticsGen').parameters.parameters[
+        'stats_options_json'].field_value.string_value)
+    assert options['_use_sketch_based_topk_uniques'] is True

@@ -58,10 +58,12 @@ def create_data_components(config: PipelineConfig) -> List[BaseNode]:
     else:
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs['statistics'],
                                               infer_feature_shape=True)
-    # Resolved before this run's StatisticsGen publishes: the statistics of the data the last run read.
+    # Resolved before this run's StatisticsGen publishes: the statistics of the data the last run read. Named by
+    # producer: Transform publishes ExampleStatistics too, of its outputs, which have none of these features.
     previous_statistics = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id=node_ids.STATISTICS_GEN, output_key='statistics'),
     ).with_id(node_ids.PREVIOUS_STATISTICS_RESOLVER)
     example_validator = GatedExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],

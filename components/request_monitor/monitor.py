@@ -339,7 +339,6 @@ def windows(until: float, hours: float, since: Optional[float] = None,
     return (since, until), (previous_since, since)
 
 
-
 def judge(log_dir: str, refs: References, thresholds: Thresholds, until: float, hours: float,
           since: Optional[float] = None, previous_since: Optional[float] = None) -> Dict[str, object]:
     """`compare` on the window of `log_dir` ending at `until` and the one before it, with where it looked."""

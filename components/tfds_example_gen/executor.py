@@ -44,7 +44,6 @@ EVAL_FRACTION_KEY = 'eval_fraction'
 
 # The base executor hands `exec_properties` to the per-split PTransform; the prepared builder
 # travels the same way (the base class passes `_beam_pipeline_args` like this too).
-_BUILDER_KEY = '_tfds_builder'
 _METRICS_NAMESPACE = 'TfdsExampleGen'
 _SKIPPED_NAME, _SEP = 'skipped_example:', '\x1f'
 _IMAGE_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP')  # what tf.io.decode_image reads in preprocessing
@@ -210,16 +209,6 @@ def ReadTfdsExamples(pipeline: beam.Pipeline, builder: tfds.core.DatasetBuilder,
             | 'CheckAndConvert' >> beam.ParDo(_CheckAndConvert(image_feature, mask_feature, split, description)))
 
 
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _ExecPropertiesToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  # pylint: disable=invalid-name
-                             split_pattern: str) -> beam.pvalue.PCollection:
-    return pipeline | ReadTfdsExamples(exec_properties[_BUILDER_KEY], split_pattern,
-                                       exec_properties[IMAGE_FEATURE_KEY], exec_properties[MASK_FEATURE_KEY],
-                                       _description(exec_properties))
-
-
 def _description(exec_properties: Dict[str, Any]) -> classes.ClassDescription:
     text = exec_properties.get(CLASSES_KEY)
     return classes.ClassDescription.from_json(text) if text else classes.OXFORD_IIIT_PET
@@ -229,10 +218,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Writes the configured TFDS splits as gzipped tf.Example TFRecords."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _ExecPropertiesToExample
+        # The base class's Do, which would call this, is not used: `_write_splits` reads and writes each split.
+        raise NotImplementedError('TfdsExampleGen reads its splits in Executor._write_splits')
 
     def _make_beam_pipeline(self) -> beam.Pipeline:
-        # Kept so that Do can read the counters once the base class has run the pipeline.
+        # Kept so that Do can read the counters once the pipeline has run.
         self._last_pipeline = super()._make_beam_pipeline()
         return self._last_pipeline
 

@@ -1,14 +1,14 @@
-"""Segmentation metrics that work in Keras training and inside TFMA 0.47 (pixel accuracy and IoU), and the
-boundary IoU of masks at an image's own size (`boundary_iou`).
+"""Segmentation metrics: pixel accuracy and IoU as Keras metrics (training's), the same scores from a numpy
+confusion matrix (which the Evaluator's TFMA metrics, `modules.tfma_metrics`, count), and the boundary IoU of
+masks at an image's own size (`boundary_iou`).
 
-Stock `MeanIoU` fails in TFMA, which passes one weight per example ([B, 1]) while labels are per
-pixel. These metrics accumulate one confusion matrix and broadcast a per-example weight over that
-example's pixels (per-pixel weights are used as they are). Predictions may be logits or
-probabilities [B, H, W, C]; labels are class ids [B, H, W] or [B, H, W, 1]; a label outside 0..C-1 (the
-ignored pixels, `classes.IGNORE_LABEL`) counts nowhere. The number of classes is the dataset's, given to
-each metric (TFMA passes it from the metric's config, `pipeline/eval_config.py`). The matrix is a segment
-sum over `label * C + prediction`: with `tf.math.confusion_matrix` the two training metrics cost a
-third of a bfloat16 training step (see bench/README.md); `bincount` is as fast but XLA cannot compile it.
+The Keras metrics accumulate one confusion matrix and broadcast a per-example weight ([B, 1], as TFMA gives
+it, which stock `MeanIoU` cannot take) over that example's pixels; per-pixel weights are used as they are.
+Predictions may be logits or probabilities [B, H, W, C]; labels are class ids [B, H, W] or [B, H, W, 1]; a
+label outside 0..C-1 (the ignored pixels, `classes.IGNORE_LABEL`) counts nowhere. The number of classes is
+the dataset's, given to each metric. The matrix is a segment sum over `label * C + prediction`: with
+`tf.math.confusion_matrix` the two training metrics cost a third of a bfloat16 training step (see
+bench/README.md); `bincount` is as fast but XLA cannot compile it.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -113,29 +113,59 @@ def segmentation_metrics(class_names: Sequence[str]) -> List[keras.metrics.Metri
         ClassIoU(class_id, count, class_iou_name(name)) for class_id, name in enumerate(class_names)]
 
 
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int,
+                     weights: Optional[np.ndarray] = None) -> np.ndarray:
+    """[K, K] pixel counts (rows: truth, columns: prediction) of two class-id arrays of the same size.
+
+    Labels outside 0..K-1 (ignored pixels) count nowhere. `weights` is one weight for all the pixels (TFMA's
+    per-example weight) or one per pixel.
+    """
+    labels, predicted = np.ravel(labels), np.ravel(predicted)
+    if labels.size != predicted.size:
+        raise ValueError(f'labels have {labels.size} pixels, predictions {predicted.size}')
+    counted = (labels >= 0) & (labels < num_classes)
+    cells = labels[counted].astype(np.int64) * num_classes + predicted[counted]
+    per_pixel = weights is not None and np.size(weights) > 1
+    counts = np.bincount(cells, weights=np.ravel(weights)[counted] if per_pixel else None,
+                         minlength=num_classes ** 2).astype(np.float64)
+    if weights is not None and not per_pixel:
+        counts *= float(np.ravel(weights)[0])
+    return counts.reshape(num_classes, num_classes)
+
+
+def pixel_accuracy(matrix: np.ndarray) -> float:
+    """Fraction of the counted pixels on the confusion matrix's diagonal (0 when none are counted)."""
+    total = np.sum(matrix)
+    return float(np.trace(matrix) / total) if total else 0.0
+
+
+def class_iou(matrix: np.ndarray, class_id: int) -> float:
+    """One class's intersection over union (0 when the class occurs nowhere)."""
+    union = np.sum(matrix[class_id, :]) + np.sum(matrix[:, class_id]) - matrix[class_id, class_id]
+    return float(matrix[class_id, class_id] / union) if union else 0.0
+
+
+def mean_iou(matrix: np.ndarray) -> float:
+    """IoU averaged over the classes that occur in truth or prediction (0 when none does)."""
+    present = [c for c in range(len(matrix)) if np.sum(matrix[c, :]) + np.sum(matrix[:, c])]
+    return float(np.mean([class_iou(matrix, c) for c in present])) if present else 0.0
+
+
 def numpy_scores(labels: np.ndarray, predicted: np.ndarray, class_names: Sequence[str]) -> dict:
     """Reference scores from class-id arrays, for tests and the benchmark's plain scoring loop.
 
     Args:
       labels: true class ids, any shape; values outside 0..K-1 (ignored pixels) count nowhere.
-      predicted: predicted class ids, same shape.
+      predicted: predicted class ids, same size.
       class_names: the K classes, in class-id order.
 
     Returns:
       {'pixel_accuracy', 'mean_iou', 'iou_<class>'...} as floats.
     """
-    labels, predicted = np.asarray(labels).ravel(), np.asarray(predicted).ravel()
-    counted = (labels >= 0) & (labels < len(class_names))
-    labels, predicted = labels[counted], predicted[counted]
-    scores = {'pixel_accuracy': float(np.mean(labels == predicted)) if labels.size else 0.0}
-    ious = []
-    for class_id, name in enumerate(class_names):
-        intersection = np.sum((labels == class_id) & (predicted == class_id))
-        union = np.sum((labels == class_id) | (predicted == class_id))
-        scores[class_iou_name(name)] = float(intersection / union) if union else 0.0
-        if union:
-            ious.append(intersection / union)
-    scores['mean_iou'] = float(np.mean(ious)) if ious else 0.0
+    matrix = confusion_matrix(labels, predicted, len(class_names))
+    scores = {'pixel_accuracy': pixel_accuracy(matrix)}
+    scores.update({class_iou_name(name): class_iou(matrix, class_id) for class_id, name in enumerate(class_names)})
+    scores['mean_iou'] = mean_iou(matrix)
     return scores
 
 

@@ -18,9 +18,9 @@ import tensorflow_model_analysis as tfma
 from modules import keys, metrics, signatures
 from pipeline.config import EvaluationConfig
 
-METRICS_MODULE = 'modules.metrics'
-# Metric key -> (class in modules.metrics, EvaluationConfig field of its lower bound). The key is
-# passed as the metric's name: TFMA would otherwise derive one from the class ('mean_io_u').
+# TFMA metrics that count a confusion matrix per slice (TFMA's wrapper of the Keras ones holds the predictions).
+METRICS_MODULE = 'modules.tfma_metrics'
+# Metric key -> (class in METRICS_MODULE, EvaluationConfig field of its lower bound); the key is the metric's name.
 GATED_METRICS = {'pixel_accuracy': ('PixelAccuracy', 'min_pixel_accuracy'), 'mean_iou': ('MeanIoU', 'min_mean_iou')}
 
 

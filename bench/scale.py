@@ -14,6 +14,7 @@ for the run: the peak memory and its growth. Results (with the CPU kind) go to
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ def run_size(size: int, work_dir: str, extra: Sequence[str] = ()) -> Dict:
                         '--num-train', str(size // 2), '--num-test', str(size - size // 2)], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
     output_dir = os.path.join(work_dir, f'outputs_{size}')
+    # A fresh pipeline each time: an earlier run's blessed model would be evaluated beside the candidate.
+    shutil.rmtree(output_dir, ignore_errors=True)
     start = time.monotonic()
     done = subprocess.run([sys.executable, 'local_runner.py', '--source_dir', data_dir, '--output_dir', output_dir,
                            '--epochs', '1', '--no_cache', *extra], cwd=ROOT, capture_output=True, text=True)

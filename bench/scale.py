@@ -83,7 +83,7 @@ def plot(runs: List[Dict], path: str) -> str:
     left.set(xscale='log', yscale='log', xlabel='images', ylabel='seconds', title='component time')
     left.legend(fontsize=7)
     right.plot(sizes, [r['peak_rss_mb']['run'] / 1024 for r in runs], 'o-', label='run')
-    for component in ('Transform', 'Trainer', 'Evaluator'):
+    for component in ('Transform', 'Trainer', 'Evaluator', 'TfliteExport'):
         right.plot(sizes, [r['peak_rss_mb'].get(component, 0) / 1024 for r in runs], '.--', label=component)
     right.set(xscale='log', xlabel='images', ylabel='GiB', title='peak resident memory')
     right.legend(fontsize=7)

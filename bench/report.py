@@ -4,7 +4,8 @@
     python -m bench.report --write    # replaces the tables between the markers in README.md and docs/benchmarks.md
 
 Figures are never copied by hand: each row is the newest result of its benchmark on one CPU kind (AMX, AVX512-BF16
-without AMX, no bfloat16), with the file it came from. Dated narratives stay in the results' own `.md` files.
+without AMX, no bfloat16, or one emulated by capping oneDNN's instructions: `modules/cpu.py`), with the file it
+came from. Dated narratives stay in the results' own `.md` files.
 `tests/bench/test_report.py` fails when a committed table differs from what this renders.
 """
 
@@ -20,9 +21,10 @@ from bench import results_file
 README = os.path.join(results_file.ROOT, 'README.md')
 BENCHMARKS_PAGE = os.path.join(results_file.ROOT, 'docs', 'benchmarks.md')
 START, END = '<!-- figures:start (python -m bench.report --write) -->', '<!-- figures:end -->'
-_KIND_NAMES = {'amx': 'Xeon with AMX', 'avx512-bf16': 'AVX512-BF16, no AMX', 'no-bf16': 'no bfloat16'}
+_KIND_NAMES = {'amx': 'Xeon with AMX', 'avx512-bf16': 'AVX512-BF16, no AMX', 'no-bf16': 'no bfloat16',
+               'no-bf16-capped': 'no bfloat16, emulated (oneDNN capped)'}
 # Which results a benchmark's files are: the file name's stem without its date and CPU tag.
-_DATED = re.compile(r'^(?P<name>[a-z0-9-]*?)-?(?P<date>\d{4}-\d{2}-\d{2})(-\d{4}|-v\d+)?(-(amx|avx512-bf16|no-bf16))?$')
+_DATED = re.compile(r'^(?P<name>[a-z0-9-]*?)-?(?P<date>\d{4}-\d{2}-\d{2})(-\d{4}|-v\d+)?(-(amx|avx512-bf16|no-bf16)(-capped)?)?$')
 
 
 def _x(value: float) -> str:

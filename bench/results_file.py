@@ -7,22 +7,26 @@ import platform
 import sys
 from typing import Dict, Optional, Sequence
 
+from modules import cpu as cpu_hardware
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, 'bench', 'results')
 
 
 def cpu_kind() -> Dict[str, object]:
-    """The processor's model name and its bfloat16 hardware: speed differs a lot between kinds."""
-    info = {'model_name': platform.processor() or platform.machine(), 'amx_bf16': False, 'avx512_bf16': False}
+    """The processor's model name and its bfloat16 hardware as oneDNN uses it (speed differs a lot between kinds);
+    with `ONEDNN_MAX_CPU_ISA` set, the cap too, and the hardware as capped."""
+    info = {'model_name': platform.processor() or platform.machine()}
     try:
         with open('/proc/cpuinfo') as f:
-            lines = f.read().splitlines()
+            names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
     except OSError:
-        return info
-    names = [line.split(':', 1)[1].strip() for line in lines if line.startswith('model name')]
-    cpu_flags = next((line.split(':', 1)[1].split() for line in lines if line.startswith('flags')), [])
+        names = []
+    cpu_flags = cpu_hardware.flags()
     info.update(model_name=names[0] if names else info['model_name'], amx_bf16='amx_bf16' in cpu_flags,
                 avx512_bf16='avx512_bf16' in cpu_flags)
+    if cpu_hardware.isa_cap():
+        info['onednn_max_cpu_isa'] = cpu_hardware.isa_cap()
     return info
 
 
@@ -34,8 +38,10 @@ def header(module: str, argv: Optional[Sequence[str]]) -> Dict:
 
 
 def cpu_tag(cpu: Dict[str, object]) -> str:
-    """A file-name word for the CPU's bfloat16 hardware, the kinds whose figures must not be mixed."""
-    return 'amx' if cpu.get('amx_bf16') else 'avx512-bf16' if cpu.get('avx512_bf16') else 'no-bf16'
+    """A file-name word for the CPU's bfloat16 hardware, the kinds whose figures must not be mixed; a kind
+    emulated by capping oneDNN's instructions (`modules.cpu`) is its own kind, `-capped`."""
+    kind = 'amx' if cpu.get('amx_bf16') else 'avx512-bf16' if cpu.get('avx512_bf16') else 'no-bf16'
+    return f'{kind}-capped' if cpu.get('onednn_max_cpu_isa') else kind
 
 
 def _recorded_cpu(json_path: str) -> Optional[Dict[str, object]]:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from modules import classes, timing
+from modules import classes, cpu, timing
 
 # bfloat16 costs precision, so it has to earn it: at least this much faster, or training stays float32.
 MIN_SPEEDUP = 1.05
@@ -71,7 +71,8 @@ def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> Optional[bool]
     stalled epochs rather than steps; there `choose` has it measured.
 
     Args:
-      cpu_flags: the CPU's feature flags; None reads them from /proc/cpuinfo (and asks about GPUs first).
+      cpu_flags: the CPU's feature flags; None reads them (`modules.cpu`: /proc/cpuinfo as capped by
+        `ONEDNN_MAX_CPU_ISA`), after asking about GPUs.
 
     Returns:
       True, False, or None when only a measurement can tell.
@@ -81,11 +82,7 @@ def native_bfloat16(cpu_flags: Optional[Sequence[str]] = None) -> Optional[bool]
         if gpus:
             return all(tuple(tf.config.experimental.get_device_details(gpu).get('compute_capability', (0, 0)))
                        >= (8, 0) for gpu in gpus)
-        try:
-            with open('/proc/cpuinfo') as f:
-                cpu_flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
-        except OSError:
-            return False
+        cpu_flags = cpu.flags()
     if 'amx_bf16' in cpu_flags:
         return True
     return None if 'avx512_bf16' in cpu_flags else False

@@ -23,12 +23,15 @@ def test_the_newest_result_of_each_cpu_kind_is_shown_and_kinds_never_mix(tmp_pat
     _result(tmp_path, 'train-speed-2026-11-26.json', '2026-11-26T10:00:00', amx, 1.5)
     _result(tmp_path, 'train-speed-2026-11-27-0205.json', '2026-11-27T02:05:00', amx, 1.9)
     _result(tmp_path, 'train-speed-2026-11-27-avx512-bf16.json', '2026-11-27T01:00:00', amd, 1.1)
+    _result(tmp_path, 'train-speed-2026-11-29-no-bf16-capped.json', '2026-11-29T01:00:00',
+            dict(amd, avx512_bf16=False, onednn_max_cpu_isa='AVX2'), 1.3)
     (tmp_path / 'train-speed-2026-11-28.json').write_text(json.dumps({'date': '2026-11-28'}))  # no machine: ignored
     table = report.figures_table(['train-speed'], str(tmp_path))
     rows = table.splitlines()[2:]
-    assert len(rows) == 2
+    assert len(rows) == 3
     assert '| Xeon with AMX | 1.90x / 1.90x | 2026-11-27 | [train-speed-2026-11-27-0205.json]' in rows[0]
     assert '| AVX512-BF16, no AMX | 1.10x / 1.10x | 2026-11-27 |' in rows[1]
+    assert '| no bfloat16, emulated (oneDNN capped) | 1.30x / 1.30x | 2026-11-29 |' in rows[2], 'never the real kind'
 
 
 def test_links_are_made_relative_to_the_page():

@@ -32,3 +32,16 @@ def test_a_same_day_result_of_another_cpu_kind_is_kept(tmp_path):
     rerun = dict(amd, value=3)
     assert results_file.write(rerun, str(tmp_path), 'amd again\n', name='speed') == first
     assert json.load(open(first))['value'] == 3
+
+
+def test_a_kind_emulated_by_capping_onednn_is_a_kind_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv('ONEDNN_MAX_CPU_ISA', 'AVX2')
+    capped = results_file.cpu_kind()
+    assert capped['onednn_max_cpu_isa'] == 'AVX2' and not capped['amx_bf16'] and not capped['avx512_bf16']
+    assert results_file.cpu_tag(capped) == 'no-bf16-capped' != results_file.cpu_tag(dict(capped, onednn_max_cpu_isa=None))
+    day = '2026-11-26T10:00:00+00:00'
+    real = {'date': day, 'machine': {'cpus': 2, 'cpu': dict(capped, onednn_max_cpu_isa=None)}}
+    first = results_file.write(real, str(tmp_path), 'real\n', name='speed')
+    emulated = results_file.write({'date': day, 'machine': {'cpus': 2, 'cpu': capped}}, str(tmp_path), 'x\n',
+                                  name='speed')
+    assert emulated == str(tmp_path / 'speed-2026-11-26-no-bf16-capped.json') != first

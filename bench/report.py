@@ -68,8 +68,9 @@ FIGURES: Dict[str, List[Tuple[str, Callable[[Dict], Optional[str]]]]] = {
     ],
     'time-to-quality': [  # python -m bench.time_to_quality
         ("time to the tutorial's final pixel accuracy vs the tutorial: project / tutorial + mixed bfloat16",
-         lambda r: ' / '.join(_x(s['speedup_vs_tutorial']) if s.get('speedup_vs_tutorial') else 'not reached'
-                              for s in (r['summary']['sides'].get(k, {}) for k in ('project', 'tutorial_bfloat16')))),
+         lambda r: ' / '.join(('not run' if s is None else _x(s['speedup_vs_tutorial'])
+                               if s.get('speedup_vs_tutorial') else 'not reached')
+                              for s in (r['summary']['sides'].get(k) for k in ('project', 'tutorial_bfloat16')))),
     ],
     'serving-load': [  # python -m bench.serve_load
         ('local server, 4 clients: requests/s (p99 ms), serving_default',

@@ -39,3 +39,10 @@ def test_links_are_made_relative_to_the_page():
     table = '| x | [a.json](bench/results/a.json) |'
     assert report.replace_between_markers(page, table, '../') == \
         f'intro\n{report.START}\n| x | [a.json](../bench/results/a.json) |\n{report.END}\noutro\n'
+
+
+def test_a_side_that_did_not_run_is_told_from_one_that_missed_the_target():
+    [(_, read)] = report.FIGURES['time-to-quality']
+    sides = {'project': {'speedup_vs_tutorial': 2.5}, 'tutorial_bfloat16': {'speedup_vs_tutorial': None}}
+    assert read({'summary': {'sides': sides}}) == '2.50x / not reached'
+    assert read({'summary': {'sides': {'project': sides['project']}}}) == '2.50x / not run'

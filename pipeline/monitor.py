@@ -4,8 +4,9 @@
     python -m pipeline.monitor --log_dir request_log --output_dir outputs               # the last 24 hours
     python local_runner.py --when_drift outputs/petseg/monitor/latest.json              # retrains only if warranted
 
-Finds the served version's training examples and evaluated predictions through MLMD lineage
-(`components/request_monitor/monitor.py`), measures each feature's skew against them and its drift against the
+Reads the served version's references (its training images' sizes and the predictions evaluated on it, stored in
+the version; for a version pushed before they were, found through MLMD lineage:
+`components/request_monitor/monitor.py`), measures each feature's skew against them and its drift against the
 previous window (TFDV, Jensen-Shannon divergence), prints the table, and writes the verdict to
 `<output_dir>/<name>/monitor/verdict-<UTC time>.json` and `latest.json`. Exit status: 0 when nothing warrants
 retraining, 3 when it is warranted (a scheduler can branch on it), 2 for bad arguments.
@@ -73,13 +74,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     judgement_settings(args, parser)
     run_dir = os.path.join(args.output_dir, args.name)
-    metadata_path = os.path.join(run_dir, 'metadata.db')
-    if not os.path.exists(metadata_path):
-        parser.error(f'no pipeline runs at {metadata_path}')
     from components.request_monitor import monitor
     try:
-        refs = monitor.references(metadata_path, args.serving_dir or os.path.join(run_dir, 'serving_model'),
-                                  args.version)
+        refs, found_in = monitor.served_references(args.serving_dir or os.path.join(run_dir, 'serving_model'),
+                                                   args.version, os.path.join(run_dir, 'metadata.db'))
     except ValueError as e:
         parser.error(str(e))
     thresholds = monitor.Thresholds(args.skew_threshold, args.drift_threshold, args.min_requests)
@@ -89,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     since, until = verdict['window']
     print(f'Version {refs.version} of {args.name}: requests logged in {args.log_dir} '
           f'between {time.strftime("%Y-%m-%d %H:%M", time.gmtime(since))} and '
-          f'{time.strftime("%Y-%m-%d %H:%M", time.gmtime(until))} UTC\n')
+          f'{time.strftime("%Y-%m-%d %H:%M", time.gmtime(until))} UTC, against the references in {found_in}\n')
     print(monitor.table(verdict))
     print(f'\nVerdict: {latest}')
     return RETRAIN_EXIT_CODE if verdict['retrain'] else 0

@@ -1,8 +1,8 @@
 """Compares what the served model receives with what it was trained and evaluated on: skew, drift, a verdict.
 
-Two references, found through MLMD lineage from the pushed version (`petseg_push.json` names the Trainer's
-model; `references`), or read from the files the Pusher stores in each version (`reference_files`,
-`version_references`: what the monitoring pipeline uses, where lineage lives in Vertex AI's metadata service):
+Two references, read from the files the Pusher stores in each version (`reference_files`, `version_references`;
+lineage on Vertex AI lives in its metadata service), or, for a version pushed without them, found through MLMD
+lineage (`petseg_push.json` names the Trainer's model; `references`):
 - the training split the model was trained on (ExampleGen's examples, which carry each image's
   `image_height`, `image_width` and `image_channels`), for the request images' own features:
   training/serving skew;
@@ -204,6 +204,23 @@ def version_references(serving_dir: str, version: Optional[int] = None) -> Refer
             found[name] = pd.read_csv(f)
     return References(int(os.path.basename(version_dir)), version_dir, found['training_images'],
                       found['evaluated_predictions'], version_dir, version_dir)
+
+
+def served_references(serving_dir: str, version: Optional[int], metadata_path: str) -> Tuple[References, str]:
+    """The version's own reference files, or, for a version pushed before it carried them, its MLMD lineage.
+
+    Returns:
+      (references, where they were found: 'the version\'s files' or 'MLMD lineage').
+
+    Raises:
+      ValueError: no pushed version, or neither its files nor a lineage to follow.
+    """
+    try:
+        return version_references(serving_dir, version), "the version's files"
+    except ValueError as carried:
+        if not os.path.exists(metadata_path):
+            raise ValueError(f'{carried}; and there is no {metadata_path} to follow lineage in') from None
+        return references(metadata_path, serving_dir, version), 'MLMD lineage'
 
 
 def read_window(log_dir: str, since: float, until: float) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Watching the served model for real: the server logs what it receives, the monitor compares it with the
-served version's training data and evaluated predictions (found through MLMD), and only a warranted verdict
-starts a training run.
+served version's training data and evaluated predictions (stored in the version, or found through MLMD for a
+version pushed without them), and only a warranted verdict starts a training run.
 
 In-distribution requests (the photos of the scenario's data: a window of a few dozen requests measures noise
 when compared with new photos, so these are the data's own) show no skew; a shifted batch (small
@@ -69,10 +69,11 @@ def _small_gray(image):
     return data.getvalue()
 
 
-def _monitor(watched, *flags):
+def _monitor(watched, *flags, serving_dir=None):
     output_dir = watched['output_dir']
     done = subprocess.run([sys.executable, '-m', 'pipeline.monitor', '--log_dir', watched['log_dir'], '--output_dir',
-                           output_dir, '--serving_dir', watched['serving_dir'], '--min_requests', '20', *flags],
+                           output_dir, '--serving_dir', serving_dir or watched['serving_dir'], '--min_requests', '20',
+                           *flags],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode in (0, 3), done.stdout[-2000:] + done.stderr[-3000:]
     with open(os.path.join(output_dir, 'petseg', 'monitor', 'latest.json')) as f:
@@ -114,6 +115,7 @@ def test_in_distribution_requests_show_no_skew(watched):
     assert set(verdict['skew']) >= set(keys.IMAGE_FEATURES) | {'pet_fraction'}, 'inputs vs training, predictions ' \
         'vs the evaluated ones'
     assert 'no retraining needed' in stdout
+    assert "against the references in the version's files" in stdout
 
 
 def test_a_shifted_batch_skews_and_drifts_and_warrants_retraining(watched):
@@ -126,6 +128,21 @@ def test_a_shifted_batch_skews_and_drifts_and_warrants_retraining(watched):
     assert 'skew in image_channels: 1.000 > 0.3' in verdict['reasons'] and 'RETRAINING WARRANTED' in stdout
     info = json.loads(urllib.request.urlopen(watched['base'] + '/petseg/info', timeout=60).read())
     assert info['monitor']['retrain'] is True and 'skew in image_channels' in ' '.join(info['monitor']['reasons'])
+
+
+def test_a_version_pushed_without_its_references_is_judged_through_mlmd_lineage(watched, tmp_path):
+    # The served version as versions were pushed before they carried the references.
+    version = max(int(v) for v in os.listdir(watched['serving_dir']) if v.isdigit())
+    serving_dir = str(tmp_path / 'serving_model')
+    shutil.copytree(os.path.join(watched['serving_dir'], str(version)), os.path.join(serving_dir, str(version)),
+                    ignore=shutil.ignore_patterns('monitor_*.csv'))
+    start, in_distribution, shifted = watched['times']
+    window = ('--since', str(in_distribution), '--until', str(shifted), '--previous_since', str(start))
+    code, verdict, stdout = _monitor(watched, *window, serving_dir=serving_dir)
+    assert 'against the references in MLMD lineage' in stdout
+    assert code == 3 and verdict['retrain'] is True, stdout
+    _, carried, _ = _monitor(watched, *window)
+    assert verdict['skew'] == pytest.approx(carried['skew'], abs=1e-6), 'the stored references are the lineage\'s'
 
 
 def _shifted_log(watched, log_dir):

@@ -162,7 +162,11 @@ def numpy_scores(labels: np.ndarray, predicted: np.ndarray, class_names: Sequenc
     Returns:
       {'pixel_accuracy', 'mean_iou', 'iou_<class>'...} as floats.
     """
-    matrix = confusion_matrix(labels, predicted, len(class_names))
+    return matrix_scores(confusion_matrix(labels, predicted, len(class_names)), class_names)
+
+
+def matrix_scores(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
+    """{'pixel_accuracy', 'iou_<class>'..., 'mean_iou'} of a [K, K] confusion matrix (`confusion_matrix`)."""
     scores = {'pixel_accuracy': pixel_accuracy(matrix)}
     scores.update({class_iou_name(name): class_iou(matrix, class_id) for class_id, name in enumerate(class_names)})
     scores['mean_iou'] = mean_iou(matrix)

@@ -69,25 +69,6 @@ def _feature_value(example: tf.train.Example, key: str) -> Optional[str]:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    counted = (labels >= 0) & (labels < num_classes)
-    cells = labels[counted].astype(np.int64) * num_classes + predicted[counted].astype(np.int64)
-    return np.bincount(cells, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
-def confusion_scores(confusion: np.ndarray, class_names: Sequence[str]) -> Dict[str, float]:
-    """Pixel accuracy, IoU per class and mean IoU (over the classes present in truth or prediction)."""
-    total = confusion.sum()
-    scores = {'pixel_accuracy': float(np.trace(confusion) / total) if total else 0.0}
-    true_positives = np.diag(confusion)
-    unions = confusion.sum(0) + confusion.sum(1) - true_positives
-    for class_id, name in enumerate(class_names):
-        scores[metrics.class_iou_name(name)] = float(true_positives[class_id] / unions[class_id]) if unions[class_id] else 0.0
-    present = unions > 0
-    scores['mean_iou'] = float(np.mean(true_positives[present] / unions[present])) if present.any() else 0.0
-    return scores
-
-
 def read_pair(example: tf.train.Example, description: classes.ClassDescription) -> Tuple[np.ndarray, np.ndarray]:
     """(RGB image uint8 [H, W, 3], class ids [H, W] with ignored pixels as IGNORE_LABEL) of a raw example."""
     features = example.features.feature
@@ -118,7 +99,7 @@ def score_examples(model_dir: str, records: Iterable[bytes], slice_features: Seq
     description, _ = classes.read_from_model(model_dir)
     serve = tf.saved_model.load(model_dir).signatures[signatures.SERVING_FULL_SIZE]
     count = description.num_classes
-    confusion = np.zeros((count, count), np.int64)
+    confusion = np.zeros((count, count))
     intersections, unions = np.zeros(count, np.int64), np.zeros(count, np.int64)
     images: List[ImageScore] = []
     worst: List[Tuple[float, int, WorstImage]] = []  # a max-heap of the lowest IoUs, by negated score
@@ -128,12 +109,12 @@ def score_examples(model_dir: str, records: Iterable[bytes], slice_features: Seq
         answer = serve(**{signatures.IMAGE_BYTES_INPUT: tf.constant([example.features.feature[
             keys.IMAGE_KEY].bytes_list.value[0]])})
         predicted = answer['mask'].numpy()[0, :image.shape[0], :image.shape[1]]
-        own = _confusion(truth, predicted, count)
+        own = metrics.confusion_matrix(truth, predicted, count)
         confusion += own
         inside, around = metrics.boundary_counts(truth, predicted, count, dilation_ratio)
         intersections += inside
         unions += around
-        scores = confusion_scores(own, description.names)
+        scores = metrics.matrix_scores(own, description.names)
         score = ImageScore(
             _feature_value(example, keys.FILE_NAME_KEY) or f'example {index}',
             {feature: _feature_value(example, feature) for feature in slice_features
@@ -147,7 +128,7 @@ def score_examples(model_dir: str, records: Iterable[bytes], slice_features: Seq
             (heapq.heappush if len(worst) < worst_count else heapq.heappushpop)(worst, entry)
     if not images:
         raise ValueError('No eval examples to score at full size')
-    figures = {**confusion_scores(confusion, description.names),
+    figures = {**metrics.matrix_scores(confusion, description.names),
                **metrics.boundary_scores(intersections, unions, description.names), 'images': len(images)}
     return FullSizeResult(figures, images, [entry[2] for entry in sorted(worst, key=lambda e: (-e[0], e[1]))])
 

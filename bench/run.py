@@ -42,7 +42,7 @@ import tf_keras as keras  # noqa: E402
 from bench import measure, quality, results_file, timing, tutorial_baseline  # noqa: E402
 from bench.results_file import RESULTS_DIR, ROOT  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
-from modules import classes, cli, data as data_lib, keys, model as model_lib, paths, train  # noqa: E402
+from modules import classes, cli, data as data_lib, keys, model as model_lib, paths, precision, train  # noqa: E402
 from pipeline import config as config_lib, flags, node_ids, platform  # noqa: E402
 from pipeline.local import run_summary  # noqa: E402
 from pipeline.eval_config import build_eval_config  # noqa: E402
@@ -66,6 +66,10 @@ def _add_bench_flags(parser: argparse.ArgumentParser) -> None:
                         help='train only the first N ablation variants (default: all)')
     parser.add_argument('--ablation_epochs', type=cli.positive_int,
                         help="epochs of each ablation variant (default: the end-to-end run's)")
+    parser.add_argument('--other_precision', action=argparse.BooleanOptionalAction, default=None,
+                        help="also train the project in the precision it does not use (default: only where the CPU "
+                             "has bfloat16 instructions; without them bfloat16 is emulated, ~10x slower, and "
+                             "bench.train_speed measures that)")
     parser.add_argument('--timed_steps', type=int, default=16,
                         help='after the epochs, steps per training side timed one at a time in turn (default 16; 0: none)')
     parser.add_argument('--num_train', type=cli.positive_int, default=480, help='generated training images (default 480)')
@@ -161,10 +165,11 @@ def measure_pipeline(args: argparse.Namespace, config: config_lib.PipelineConfig
 
 
 def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_dir: str, results: Dict,
-                     timed_steps: int = 0):
-    """Trains the tutorial's code and this project (both precisions) side by side, an epoch of each in turn,
-    scores them, then times `timed_steps` more steps per side one at a time in turn; every side keeps its own
-    input pipeline's iterator throughout (`bench/timing.py` says why not `fit`). Returns (project model,
+                     timed_steps: int = 0, other_precision: Optional[bool] = None):
+    """Trains the tutorial's code and this project (in its precision and, where `other_precision`, the other)
+    side by side, an epoch of each in turn, scores them, then times `timed_steps` more steps per side one at a
+    time in turn; every side keeps its own input pipeline's iterator throughout (`bench/timing.py` says why not
+    `fit`). `other_precision` None: only where the CPU has bfloat16 instructions. Returns (project model,
     settings)."""
     print('2/6 training and quality, interleaved: tutorial baseline, this project (float32 and bfloat16) ...', flush=True)
     settings = config.training
@@ -188,7 +193,11 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
                           train_batches),
              'project': project_side(training)}
     mixed = training.speed.mixed_bfloat16
-    sides['project_' + ('float32' if mixed else 'bfloat16')] = project_side(training.with_speed(mixed_bfloat16=not mixed))
+    if other_precision is None:
+        other_precision = precision.native_bfloat16() is not False
+    if other_precision:
+        sides['project_' + ('float32' if mixed else 'bfloat16')] = project_side(
+            training.with_speed(mixed_bfloat16=not mixed))
     iterators = {name: iter(dataset) for name, (_, dataset) in sides.items()}
     models = {name: model for name, (model, _) in sides.items()}
     # The first step (timed apart) takes the tutorial's first batch; each pass over the data ends in a partial one.
@@ -204,7 +213,7 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
             timed[name]['step_by_step'] = result
     results['training'] = {
         'settings': {'batch_size': settings.batch_size, 'epochs': settings.epochs, 'steps_per_epoch': steps,
-                     'timed_steps': timed_steps,
+                     'timed_steps': timed_steps, 'other_precision': other_precision,
                      'mixed_bfloat16': mixed, 'jit_compile': training.speed.jit_compile},
         **timed,
     }
@@ -296,7 +305,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     inputs = measure_pipeline(args, config, results)
     sections = set(args.sections)
     if 'speed' in sections:
-        project_model, training = measure_training(config, inputs, args.work_dir, results, args.timed_steps)
+        project_model, training = measure_training(config, inputs, args.work_dir, results, args.timed_steps,
+                                                   args.other_precision)
         # The exported model computes in float32 whatever the training precision; compare like with like.
         keras_model = train.float32_twin(project_model, training)
     elif sections & {'serving', 'evaluation'}:
@@ -448,7 +458,10 @@ def _markdown(results: Dict) -> str:
                   f'epochs, the same frozen encoder weights ({results["encoder_weights"]}); `project` uses TrainingConfig '
                   f'defaults '
                   f'(mixed_bfloat16={training["settings"]["mixed_bfloat16"]}); sides interleaved epoch by epoch, '
-                  'quality scored, then single steps in turn (each side on its own input pipeline).', '',
+                  'quality scored, then single steps in turn (each side on its own input pipeline)'
+                  + ('' if training['settings'].get('other_precision', True) else
+                     '; the other precision not trained (no bfloat16 instructions: emulated, ~10x slower; '
+                     '`bench.train_speed` measures it)') + '.', '',
                   '| training | ' + ' | '.join(sides) + ' |', '|---|' + '---|' * len(sides),
                   '| images/s (median epoch after the first) | ' + ' | '.join(f'{training[s]["images_per_s"]:.1f}' for s in sides) + ' |']
         if 'step_by_step' in training['project']:

@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 def test_bench_runs_on_tiny_sizes(tmp_path):
     results = run.main(['--num_train', '16', '--num_test', '8', '--epochs', '2', '--batch_size', '8', '--pipeline_epochs', '2',
-                        '--timed_steps', '3', '--work_dir', str(tmp_path / 'work'), '--results_dir', str(tmp_path / 'results')])
+                        '--timed_steps', '3', '--other_precision', '--work_dir', str(tmp_path / 'work'),
+                        '--results_dir', str(tmp_path / 'results')])
     for section in ('pipeline', 'training', 'preprocessing', 'serving', 'evaluation', 'flops', 'quality', 'ratios'):
         assert section in results
     assert 'ablation' not in results, 'the ablation is opt-in'
@@ -33,6 +34,16 @@ def test_bench_runs_on_tiny_sizes(tmp_path):
     assert sorted(os.path.splitext(f)[1] for f in written) == ['.json', '.md']
     stored = json.load(open(tmp_path / 'results' / [f for f in written if f.endswith('.json')][0]))
     assert stored['ratios'] == pytest.approx(results['ratios'])
+
+
+def test_without_the_other_precision_only_the_tutorial_and_the_project_train(tmp_path):
+    results = run.main(['--num_train', '16', '--num_test', '8', '--epochs', '1', '--batch_size', '8', '--pipeline_epochs', '1',
+                        '--timed_steps', '2', '--no-other_precision', '--sections', 'speed',
+                        '--work_dir', str(tmp_path / 'work'), '--results_dir', str(tmp_path / 'results')])
+    assert set(results['training']) == {'settings', 'baseline', 'project'}
+    assert results['training']['settings']['other_precision'] is False
+    written = [f for f in os.listdir(tmp_path / 'results') if f.endswith('.md')]
+    assert 'the other precision not trained' in open(tmp_path / 'results' / written[0]).read()
 
 
 def test_quality_and_ablation_sections_alone(tmp_path):

@@ -5,7 +5,8 @@
 
 Figures are never copied by hand: each row is the newest result of its benchmark on one CPU kind (AMX, AVX512-BF16
 without AMX, no bfloat16, or one emulated by capping oneDNN's instructions: `modules/cpu.py`), with the file it
-came from. Dated narratives stay in the results' own `.md` files.
+came from; the README leaves emulated kinds to docs/benchmarks.md. Dated narratives stay in the results' own
+`.md` files.
 `tests/bench/test_report.py` fails when a committed table differs from what this renders.
 """
 
@@ -33,6 +34,15 @@ def _x(value: float) -> str:
 
 def _points(value: float) -> str:
     return f'{value:+.1f} points'
+
+
+def _time_to_quality(result: Dict) -> str:
+    """The project's and the bfloat16 control's speed-ups to the target; a side that ran and missed it is told
+    from one that did not run."""
+    sides = result['summary']['sides']
+    return ' / '.join('not run' if side is None else _x(side['speedup_vs_tutorial'])
+                      if side.get('speedup_vs_tutorial') else 'not reached'
+                      for side in (sides.get(k) for k in ('project', 'tutorial_bfloat16')))
 
 
 # benchmark name -> [(figure, how to read it from the result)], headline figures first.
@@ -68,9 +78,11 @@ FIGURES: Dict[str, List[Tuple[str, Callable[[Dict], Optional[str]]]]] = {
     ],
     'time-to-quality': [  # python -m bench.time_to_quality
         ("time to the tutorial's final pixel accuracy vs the tutorial: project / tutorial + mixed bfloat16",
-         lambda r: ' / '.join(('not run' if s is None else _x(s['speedup_vs_tutorial'])
-                               if s.get('speedup_vs_tutorial') else 'not reached')
-                              for s in (r['summary']['sides'].get(k) for k in ('project', 'tutorial_bfloat16')))),
+         lambda r: _time_to_quality(r)),
+    ],
+    'time-to-quality-pretrained': [  # python -m bench.time_to_quality --encoder_weights ENCODER.h5
+        ("the same from a frozen pretrained encoder (the tutorial's setting): project / tutorial + mixed bfloat16",
+         lambda r: _time_to_quality(r)),
     ],
     'serving-load': [  # python -m bench.serve_load
         ('local server, 4 clients: requests/s (p99 ms), serving_default',
@@ -99,14 +111,16 @@ def newest_results(results_dir: str = results_file.RESULTS_DIR) -> Dict[Tuple[st
     return newest
 
 
-def figures_table(names: Sequence[str] = tuple(FIGURES), results_dir: str = results_file.RESULTS_DIR) -> str:
-    """The Markdown table of the newest figures of the benchmarks `names`, one row per figure and CPU kind."""
+def figures_table(names: Sequence[str] = tuple(FIGURES), results_dir: str = results_file.RESULTS_DIR,
+                  emulated: bool = True) -> str:
+    """The Markdown table of the newest figures of the benchmarks `names`, one row per figure and CPU kind
+    (kinds emulated by capping oneDNN's instructions only if `emulated`)."""
     newest = newest_results(results_dir)
     rows = ['| figure | CPU kind (2 cores) | value | date | from |', '|---|---|---|---|---|']
     for name in names:
         for label, read in FIGURES[name]:
             for tag in _KIND_NAMES:
-                if (name, tag) not in newest:
+                if (name, tag) not in newest or (tag.endswith('-capped') and not emulated):
                     continue
                 file_name, result = newest[(name, tag)]
                 try:
@@ -130,9 +144,10 @@ def replace_between_markers(text: str, table: str, link_prefix: str = '') -> str
 def rendered_pages() -> Dict[str, str]:
     """path -> the page's text with its figures table as the results say today."""
     pages = {}
-    for path, names, prefix in ((README, HEADLINE, ''), (BENCHMARKS_PAGE, tuple(FIGURES), '../')):
+    # The README shows the kinds users run on; the benchmarks page every kind measured, emulations included.
+    for path, names, prefix, emulated in ((README, HEADLINE, '', False), (BENCHMARKS_PAGE, tuple(FIGURES), '../', True)):
         with open(path) as f:
-            pages[path] = replace_between_markers(f.read(), figures_table(names), prefix)
+            pages[path] = replace_between_markers(f.read(), figures_table(names, emulated=emulated), prefix)
     return pages
 
 

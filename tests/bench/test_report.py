@@ -46,3 +46,25 @@ def test_a_side_that_did_not_run_is_told_from_one_that_missed_the_target():
     sides = {'project': {'speedup_vs_tutorial': 2.5}, 'tutorial_bfloat16': {'speedup_vs_tutorial': None}}
     assert read({'summary': {'sides': sides}}) == '2.50x / not reached'
     assert read({'summary': {'sides': {'project': sides['project']}}}) == '2.50x / not run'
+
+
+def test_time_to_quality_from_a_pretrained_encoder_is_its_own_benchmark(tmp_path):
+    amd = {'model_name': 'EPYC', 'amx_bf16': False, 'avx512_bf16': True}
+    for name, speedup in (('time-to-quality-2026-12-06.json', 4.0), ('time-to-quality-pretrained-2026-12-06.json', 2.5)):
+        (tmp_path / name).write_text(json.dumps({'date': '2026-12-06T03:00:00', 'machine': {'cpus': 2, 'cpu': amd},
+                                                 'summary': {'sides': {'project': {'speedup_vs_tutorial': speedup}}}}))
+    assert set(report.newest_results(str(tmp_path))) == {('time-to-quality', 'avx512-bf16'),
+                                                         ('time-to-quality-pretrained', 'avx512-bf16')}
+    rows = report.figures_table(['time-to-quality', 'time-to-quality-pretrained'], str(tmp_path)).splitlines()[2:]
+    assert '4.00x / not run' in rows[0] and 'time-to-quality-2026-12-06.json' in rows[0]
+    assert '2.50x / not run' in rows[1] and 'time-to-quality-pretrained-2026-12-06.json' in rows[1]
+
+
+def test_the_readme_leaves_emulated_kinds_to_the_benchmarks_page(tmp_path):
+    amd = {'model_name': 'EPYC', 'amx_bf16': False, 'avx512_bf16': True}
+    _result(tmp_path, 'train-speed-2026-12-05.json', '2026-12-05T01:00:00', amd, 1.6)
+    _result(tmp_path, 'train-speed-2026-12-06.json', '2026-12-06T01:00:00',
+            dict(amd, avx512_bf16=False, onednn_max_cpu_isa='AVX2'), 1.0)
+    assert len(report.figures_table(['train-speed'], str(tmp_path)).splitlines()) == 4
+    [row] = report.figures_table(['train-speed'], str(tmp_path), emulated=False).splitlines()[2:]
+    assert '| AVX512-BF16, no AMX | 1.60x / 1.60x |' in row

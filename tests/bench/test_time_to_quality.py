@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from bench import time_to_quality
+from bench import time_to_quality, train_speed
 
 
 def _epochs(*pairs):
@@ -45,3 +45,24 @@ def test_the_benchmark_runs_every_side_on_tiny_sizes(tmp_path):
     stored = json.load(open(tmp_path / 'results' / [f for f in os.listdir(tmp_path / 'results')
                                                      if f.endswith('.json')][0]))
     assert stored['summary']['target_pixel_accuracy'] == results['summary']['target_pixel_accuracy']
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_from_a_pretrained_encoder_every_side_keeps_it_frozen(tmp_path):
+    encoder = train_speed.random_encoder_weights(str(tmp_path / 'encoder.h5'))
+    results = time_to_quality.main(['--num_train', '16', '--num_test', '8', '--tutorial_epochs', '1',
+                                    '--project_epochs', '1', '--rounds', '1', '--sides', 'tutorial', 'project',
+                                    '--encoder_weights', encoder, '--work_dir', str(tmp_path / 'work'),
+                                    '--results_dir', str(tmp_path / 'results')])
+    [round_] = results['rounds']
+    assert {side: run['settings']['encoder_trained'] for side, run in round_.items()} == \
+        {'tutorial': False, 'project': False}
+    assert sorted(os.listdir(tmp_path / 'results'))[0].startswith('time-to-quality-pretrained-')
+    assert 'pretrained, frozen (`encoder.h5`)' in time_to_quality.markdown(results)
+
+
+def test_encoder_weights_must_be_an_h5_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        time_to_quality.main(['--encoder_weights', str(tmp_path / 'missing.h5'), '--no-write'])
+    assert 'missing.h5' in capsys.readouterr().err

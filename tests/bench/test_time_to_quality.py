@@ -30,6 +30,16 @@ def test_the_target_is_the_tutorials_final_figure_and_ratios_are_of_times():
     assert summary['sides']['tutorial']['images_per_s'] == 10.0, 'the epochs after the first'
 
 
+def test_every_round_of_the_tutorial_reaches_the_target():
+    rounds = [{'tutorial': {'epochs': _epochs((40, 0.7), (10, 0.93))}, 'project': {'epochs': _epochs((5, 0.95))}},
+              {'tutorial': {'epochs': _epochs((40, 0.7), (10, 0.92))}, 'project': {'epochs': _epochs((6, 0.95))}}]
+    summary = time_to_quality.summarize(rounds)
+    assert summary['target_pixel_accuracy'] == 0.92, 'the weaker round, not the median of two'
+    assert summary['sides']['tutorial']['speedup_vs_tutorial'] == 1.0
+    assert summary['sides']['project']['speedup_per_round'] == [10.0, round(50 / 6, 2)]
+    assert summary['sides']['project']['speedup_vs_tutorial'] == round(50 / 5.5, 2)
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_the_benchmark_runs_every_side_on_tiny_sizes(tmp_path):

@@ -39,10 +39,10 @@ import tensorflow_datasets as tfds  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from bench import measure, quality, results_file, timing, tutorial_baseline  # noqa: E402
+from bench import encoder_weights, measure, quality, results_file, timing, tutorial_baseline  # noqa: E402
 from bench.results_file import RESULTS_DIR, ROOT  # noqa: E402
 from components.tfds_example_gen import sample_data  # noqa: E402
-from modules import classes, cli, data as data_lib, keys, model as model_lib, paths, precision, train  # noqa: E402
+from modules import classes, cli, data as data_lib, model as model_lib, paths, precision, train  # noqa: E402
 from pipeline import config as config_lib, flags, node_ids, platform  # noqa: E402
 from pipeline.local import run_summary  # noqa: E402
 from pipeline.eval_config import build_eval_config  # noqa: E402
@@ -99,18 +99,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _trained_encoder_weights(model_dir: str, path: str) -> str:
-    """Saves the MobileNetV2 encoder of a trained U-Net SavedModel as a Keras no-top `.h5`; returns `path`."""
-    unet = train.build_model(config_lib.TrainingConfig().with_speed(mixed_bfloat16=False), base_model=model_dir)
-    mobilenet = keras.applications.MobileNetV2(input_shape=[classes.DEFAULT_IMAGE_SIZE, classes.DEFAULT_IMAGE_SIZE, keys.IMAGE_CHANNELS],
-                                               include_top=False, weights=None)
-    for layer in unet.get_layer('encoder').layers:
-        if layer.weights:
-            mobilenet.get_layer(layer.name).set_weights(layer.get_weights())
-    mobilenet.save_weights(path)
-    return path
-
-
 def run_pipeline(config: config_lib.PipelineConfig, output_dir: str, epochs: Optional[int],
                  config_flags: Sequence[str] = ()) -> Dict:
     """`local_runner.py` (the given config flags, the benchmark's data) in a child process: wall time, peak
@@ -154,7 +142,7 @@ def measure_pipeline(args: argparse.Namespace, config: config_lib.PipelineConfig
     results['pipeline'] = pipeline_run
     served_dir = summary.pushed_to or paths.serving_model_dir(summary.model_uri)
     given = config.training.encoder_weights
-    weights = given if given.endswith('.h5') else _trained_encoder_weights(
+    weights = given if given.endswith('.h5') else encoder_weights.save(
         served_dir, os.path.join(args.work_dir, 'encoder.h5'))
     results['encoder_weights'] = given if given.endswith('.h5') else 'the encoder trained by the end-to-end run'
     eval_records = paths.read_gzip_records(paths.split_dir(summary.examples_uri, 'eval'))

@@ -9,7 +9,8 @@
 The field measures training as time to a target quality (MLPerf Training), not per step. Sides, each from the
 same start on the same images: by default a MobileNetV2 encoder with random weights that every side trains (no
 ImageNet weights here); with `--encoder_weights` a pretrained encoder (a local `.h5`: ImageNet's where a copy is
-at hand, or one `bench.run` saved) that every side keeps frozen, as the tutorial does. From random weights on a
+at hand, or one `bench.encoder_weights` saved from a model trained on other images) that every side keeps
+frozen, as the tutorial does. From random weights on a
 few hundred images the tutorial's code ends at the background share, a low bar; from a pretrained encoder it
 learns, and the target is a real one. Results of that setting are their own benchmark,
 `time-to-quality-pretrained-<date>`. Sides:
@@ -24,8 +25,8 @@ the machine hits every side), `--rounds` times. After every epoch the model is s
 (untimed; the same images and nearest-resized masks for every side, `bench/measure.py`). A side's time to
 quality is its training seconds (first-step tracing included) up to the first epoch whose pixel accuracy
 reaches the target (the lowest of the rounds' tutorial finals, so that every round of the tutorial reaches it);
-images are counted as the batches held them:
-the tutorial's `.batch(64).repeat()` ends each pass over the data with a partial batch.
+images are counted as the batches held them: the tutorial's `.batch(64).repeat()` ends each pass over the data
+with a partial batch.
 Writes `bench/results/time-to-quality-<date>.{json,md}` with the CPU kind.
 """
 

@@ -1,5 +1,6 @@
 """Saves the MobileNetV2 encoder of a trained U-Net as a Keras no-top `.h5`, the form `--encoder_weights` takes.
 
+    .venv/bin/python -m bench.encoder_weights outputs/petseg/serving_model encoder.h5     # the newest version
     .venv/bin/python -m bench.encoder_weights outputs/petseg/serving_model/<version> encoder.h5
 
 Where ImageNet's weights cannot be downloaded, an encoder the pipeline trained on other images stands in for
@@ -16,7 +17,7 @@ from typing import Optional, Sequence  # noqa: E402
 
 import tf_keras as keras  # noqa: E402
 
-from modules import classes, keys, train  # noqa: E402
+from modules import classes, keys, paths, train  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
 
 
@@ -35,14 +36,18 @@ def save(model_dir: str, path: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('model_dir', help="a served model version's directory (a SavedModel of the pipeline's U-Net)")
+    parser.add_argument('model_dir', help="a served model version's directory (a SavedModel of the pipeline's U-Net), "
+                                          'or a serving root: its newest version')
     parser.add_argument('path', help='the .h5 to write')
     args = parser.parse_args(argv)
     if not args.path.endswith('.h5'):
         parser.error(f'{args.path!r}: the encoder is written as a .h5 file')
-    if not os.path.isfile(os.path.join(args.model_dir, 'saved_model.pb')):
-        parser.error(f'{args.model_dir!r} holds no SavedModel (saved_model.pb)')
-    print(save(args.model_dir, args.path))
+    model_dir = args.model_dir
+    if not os.path.isfile(os.path.join(model_dir, 'saved_model.pb')) and paths.numbered_versions(model_dir):
+        model_dir = paths.version_dir(model_dir)
+    if not os.path.isfile(os.path.join(model_dir, 'saved_model.pb')):
+        parser.error(f'{args.model_dir!r} holds no SavedModel (saved_model.pb) nor numbered versions of one')
+    print(save(model_dir, args.path))
 
 
 if __name__ == '__main__':

@@ -12,8 +12,9 @@ from pipeline import config as config_lib
 def test_the_saved_encoder_is_the_models_own(tmp_path):
     keras.utils.set_random_seed(3)
     unet = train.build_model(config_lib.TrainingConfig().with_speed(mixed_bfloat16=False))
-    unet.save(str(tmp_path / 'model'))
-    path = encoder_weights.save(str(tmp_path / 'model'), str(tmp_path / 'encoder.h5'))
+    unet.save(str(tmp_path / 'serving_model' / '7'))
+    encoder_weights.main([str(tmp_path / 'serving_model'), str(tmp_path / 'encoder.h5')])  # the newest version
+    path = str(tmp_path / 'encoder.h5')
     mobilenet = keras.applications.MobileNetV2(input_shape=[128, 128, 3], include_top=False, weights=path)
     for name in ('Conv1', 'block_6_expand_BN', 'block_16_project'):
         for saved, trained in zip(mobilenet.get_layer(name).get_weights(),

@@ -78,12 +78,12 @@ FIGURES: Dict[str, List[Tuple[str, Callable[[Dict], Optional[str]]]]] = {
     ],
     'time-to-quality': [  # python -m bench.time_to_quality
         ("time to the tutorial's final pixel accuracy vs the tutorial: project / tutorial + mixed bfloat16",
-         lambda r: _time_to_quality(r)),
+         _time_to_quality),
     ],
     'time-to-quality-pretrained': [  # python -m bench.time_to_quality --encoder_weights ENCODER.h5
         ("time to the tutorial's final pixel accuracy from a frozen pretrained encoder (the tutorial's setting) vs "
          "the tutorial: project / tutorial + mixed bfloat16",
-         lambda r: _time_to_quality(r)),
+         _time_to_quality),
     ],
     'serving-load': [  # python -m bench.serve_load
         ('local server, 4 clients: requests/s (p99 ms), serving_default',

@@ -159,6 +159,10 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
     time in turn; every side keeps its own input pipeline's iterator throughout (`bench/timing.py` says why not
     `fit`). `other_precision` None: only where the CPU has bfloat16 instructions. Returns (project model,
     settings)."""
+    if other_precision is None:
+        other_precision = precision.native_bfloat16() is not False
+    print('2/6 training and quality, interleaved: tutorial baseline, this project'
+          + (' in both precisions' if other_precision else '') + ' ...', flush=True)
     settings = config.training
     data = config.data
     steps = max(1, inputs.summary.num_examples['train'] // settings.batch_size)
@@ -180,10 +184,6 @@ def measure_training(config: config_lib.PipelineConfig, inputs: _Inputs, work_di
                           train_batches),
              'project': project_side(training)}
     mixed = training.speed.mixed_bfloat16
-    if other_precision is None:
-        other_precision = precision.native_bfloat16() is not False
-    print('2/6 training and quality, interleaved: tutorial baseline, this project'
-          + (' in both precisions' if other_precision else '') + ' ...', flush=True)
     if other_precision:
         sides['project_' + ('float32' if mixed else 'bfloat16')] = project_side(
             training.with_speed(mixed_bfloat16=not mixed))

@@ -10,10 +10,9 @@ The field measures training as time to a target quality (MLPerf Training), not p
 same start on the same images: by default a MobileNetV2 encoder with random weights that every side trains (no
 ImageNet weights here); with `--encoder_weights` a pretrained encoder (a local `.h5`: ImageNet's where a copy is
 at hand, or one `bench.encoder_weights` saved from a model trained on other images) that every side keeps
-frozen, as the tutorial does. From random weights on a
-few hundred images the tutorial's code ends at the background share, a low bar; from a pretrained encoder it
-learns, and the target is a real one. Results of that setting are their own benchmark,
-`time-to-quality-pretrained-<date>`. Sides:
+frozen, as the tutorial does. From random weights on a few hundred images the tutorial's code ends at the
+background share, a low bar; from a pretrained encoder it learns, and the target is a real one. Results of
+that setting are their own benchmark, `time-to-quality-pretrained-<date>`. Sides:
 - `tutorial`: the tutorial's code (`bench/tutorial_baseline.py`): batch 64, 20 epochs of `len(train) // 64`
   steps; its final eval pixel accuracy is the target;
 - `tutorial_bfloat16`: the same code with the one line `mixed_precision.set_global_policy('mixed_bfloat16')`,
@@ -62,10 +61,8 @@ def time_to_target(epochs: List[Dict], target: float) -> Optional[Dict]:
     return None
 
 
-def prepare(work_dir: str, source_dir: Optional[str], num_train: int, num_test: int,
-            encoder_weights: Optional[str] = None) -> Dict:
-    """The data (generated pets unless `source_dir`) and the pipeline's ExampleGen and Transform outputs for it;
-    `encoder_weights` (a `.h5`) is the frozen encoder every side starts from (None: random, trained)."""
+def prepare(work_dir: str, source_dir: Optional[str], num_train: int, num_test: int) -> Dict:
+    """The data (generated pets unless `source_dir`) and the pipeline's ExampleGen and Transform outputs for it."""
     from tfx import v1 as tfx
     from components.tfds_example_gen import sample_data
     from modules import paths
@@ -93,7 +90,7 @@ def prepare(work_dir: str, source_dir: Optional[str], num_train: int, num_test: 
             'transform_graph': paths.version_dir(os.path.join(root, node_ids.TRANSFORM, 'transform_graph')),
             'train_files': sorted(os.path.join(paths.split_dir(transformed, 'train'), f)
                                   for f in os.listdir(paths.split_dir(transformed, 'train'))),
-            'work_dir': work_dir, 'encoder_weights': encoder_weights}
+            'work_dir': work_dir}
 
 
 def run_side(side: str, prepared: Dict, epochs: int, seed: int = 0) -> Dict:
@@ -267,7 +264,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     results['data'] = args.source_dir or f'generated pets, {args.num_train} train / {args.num_test} test'
     results['encoder_weights'] = args.encoder_weights
     os.makedirs(args.work_dir, exist_ok=True)
-    prepared = prepare(args.work_dir, args.source_dir, args.num_train, args.num_test, args.encoder_weights)
+    # The frozen encoder every side starts from (None: random weights, trained).
+    prepared = dict(prepare(args.work_dir, args.source_dir, args.num_train, args.num_test),
+                    encoder_weights=args.encoder_weights)
     prepared_path = os.path.join(args.work_dir, 'prepared.json')
     with open(prepared_path, 'w') as f:
         json.dump(prepared, f)

@@ -22,9 +22,13 @@ from pipeline import config as config_lib  # noqa: E402
 
 
 def save(model_dir: str, path: str) -> str:
-    """Writes the encoder of the U-Net SavedModel `model_dir` to `path` (a `.h5`); returns `path`."""
-    unet = train.build_model(config_lib.TrainingConfig().with_speed(mixed_bfloat16=False), base_model=model_dir)
-    size = classes.DEFAULT_IMAGE_SIZE
+    """Writes the encoder of the U-Net SavedModel `model_dir` to `path` (a `.h5`); returns `path`.
+
+    The model is rebuilt with the classes and image size it carries, so one trained on other data hands its
+    encoder on too; the encoder's weights do not depend on the image size."""
+    description, size = classes.read_from_model(model_dir)
+    unet = train.build_model(config_lib.TrainingConfig().with_speed(mixed_bfloat16=False), base_model=model_dir,
+                             description=description, image_size=size)
     mobilenet = keras.applications.MobileNetV2(input_shape=[size, size, keys.IMAGE_CHANNELS], include_top=False,
                                                weights=None)
     for layer in unet.get_layer('encoder').layers:

@@ -25,8 +25,9 @@ def cpu_kind() -> Dict[str, object]:
     cpu_flags = cpu_hardware.flags()
     info.update(model_name=names[0] if names else info['model_name'], amx_bf16='amx_bf16' in cpu_flags,
                 avx512_bf16='avx512_bf16' in cpu_flags)
-    if cpu_hardware.isa_cap():
-        info['onednn_max_cpu_isa'] = cpu_hardware.isa_cap()
+    cap = cpu_hardware.isa_cap()
+    if cap:
+        info['onednn_max_cpu_isa'] = cap
     return info
 
 

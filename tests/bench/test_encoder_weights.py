@@ -5,7 +5,7 @@ import pytest
 import tf_keras as keras
 
 from bench import encoder_weights
-from modules import train
+from modules import classes, train
 from pipeline import config as config_lib
 
 
@@ -27,3 +27,17 @@ def test_a_folder_without_a_saved_model_is_named(tmp_path, capsys):
         encoder_weights.main([str(tmp_path), str(tmp_path / 'encoder.h5')])
     error = capsys.readouterr().err
     assert str(tmp_path) in error and 'saved_model.pb' in error
+
+
+def test_a_model_of_other_classes_and_size_hands_its_encoder_on(tmp_path):
+    shapes = classes.ClassDescription.from_dict({'names': ['background', 'disc', 'box', 'triangle', 'cross']})
+    keras.utils.set_random_seed(4)
+    unet = train.build_model(config_lib.TrainingConfig().with_speed(mixed_bfloat16=False), description=shapes,
+                             image_size=96)
+    model_dir = str(tmp_path / 'model')
+    unet.save(model_dir)
+    classes.write_to_model(model_dir, shapes, 96)
+    path = encoder_weights.save(model_dir, str(tmp_path / 'encoder.h5'))
+    mobilenet = keras.applications.MobileNetV2(input_shape=[128, 128, 3], include_top=False, weights=path)
+    np.testing.assert_array_equal(mobilenet.get_layer('block_16_project').get_weights()[0],
+                                  unet.get_layer('encoder').get_layer('block_16_project').get_weights()[0])

@@ -56,3 +56,23 @@ def test_verbose_console_redirects_nothing(tmp_path):
     done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
     assert 'a noisy third-party warning' in done.stderr
+
+
+def test_readme_console_sample_is_what_the_console_prints(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    readme = open(os.path.join(root, 'README.md')).read()
+    sample = readme.split("\n```\npetseg: pipeline 'petseg', log ", 1)[1].split('\n\n', 1)[0].splitlines()[1:]
+    component_lines = [line for line in sample if not line.startswith('    ')]
+    nodes = [line.split()[0] for line in component_lines if line.endswith(' started')]
+    assert len(nodes) >= 10, f'the README sample shows {len(nodes)} components starting: {component_lines}'
+    events = ''.join(f'absl_logging.info("Component %s is running.", {node!r})\n'
+                     f'absl_logging.info("Component %s is finished.", {node!r})\n' for node in nodes)
+    script = ('from absl import logging as absl_logging\n'
+              'from pipeline.local.console import RunConsole\n'
+              f'with RunConsole({str(tmp_path / "run.log")!r}, lambda node: ("ran", "")):\n'
+              + textwrap.indent(events, '    '))
+    done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True, cwd=root)
+    printed = done.stdout.splitlines()
+    assert len(printed) == len(component_lines), (component_lines, printed)
+    for shown, real in zip(component_lines, printed):  # the sample's figures differ, never its lines' form
+        assert shown.split(' in ')[0] == real.split(' in ')[0], (shown, real)

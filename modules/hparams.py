@@ -24,6 +24,8 @@ PROGRESS_LOGGER = 'petseg.progress'
 HISTORY_FILE = 'history.json'
 TRAINED_SETTINGS_FILE = 'training.json'
 DECIDED_KEY = 'decided'
+# What the Trainer's recomputation of the BatchNorm statistics did, with the validation scores before and after.
+BATCHNORM_FILE = 'batchnorm.json'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +144,9 @@ class TrainingConfig:
     dropout: float = 0.0
     # None keeps Keras' BatchNorm momentum; small datasets trained from random weights need ~0.9.
     batchnorm_momentum: Optional[float] = None
+    # After training, every trained BatchNorm's moving statistics are recomputed from up to this many training
+    # images at the final weights (`modules.precise_batchnorm`); 0 keeps the moving averages of training.
+    precise_batchnorm_images: int = 1024
     class_weights: Optional[Tuple[float, ...]] = None
     augmentation: AugmentationConfig = AugmentationConfig()
     speed: SpeedConfig = SpeedConfig()
@@ -172,6 +177,8 @@ class TrainingConfig:
         require(0.0 <= self.dropout < 1.0, f'training.dropout must be in [0, 1), got {self.dropout}')
         require(self.batchnorm_momentum is None or 0.0 < self.batchnorm_momentum < 1.0,
                 f'training.batchnorm_momentum must be None or in (0, 1), got {self.batchnorm_momentum}')
+        require(self.precise_batchnorm_images >= 0,
+                f'training.precise_batchnorm_images must be >= 0, got {self.precise_batchnorm_images}')
         require(self.encoder_weights in ENCODER_WEIGHT_CHOICES or self.encoder_weights.endswith('.h5'),
                 f'training.encoder_weights must be one of {ENCODER_WEIGHT_CHOICES} or a path to a .h5 file, '
                 f'got {self.encoder_weights!r}')

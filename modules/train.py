@@ -19,19 +19,21 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import classes, data, distribute, hparams, metrics, model as model_lib, precision, signatures
+from modules import (classes, data, distribute, hparams, metrics, model as model_lib, precise_batchnorm, precision,
+                     signatures)
 from modules.callbacks import EpochHistory, EpochProgress, PredictionImages, training_callbacks
 from modules.hparams import TrainingConfig
 
 HISTORY_FILE = hparams.HISTORY_FILE
 TRAINED_SETTINGS_FILE = hparams.TRAINED_SETTINGS_FILE
+BATCHNORM_FILE = hparams.BATCHNORM_FILE
 BACKUP_DIR = 'backup'
 
 
@@ -64,6 +66,57 @@ def datasets(training: TrainingConfig, train_files: List[str], eval_files: List[
     else:
         validation = data.input_fn(eval_files, tf_transform_output, global_batch, training=False, cache=cache)
     return distribute.shard_by_data(train_dataset), distribute.shard_by_data(validation)
+
+
+def validation_scores(model: keras.Model, validation: tf.data.Dataset, steps: Optional[int],
+                      description: classes.ClassDescription) -> Dict[str, float]:
+    """`val_pixel_accuracy` and `val_mean_iou` of `model` in inference on `validation` (its first `steps` batches
+    when given), as `fit` reports them."""
+    scores = metrics.segmentation_metrics(description.names)[:2]
+
+    @tf.function(autograph=False)
+    def update(images, masks):
+        logits = model(images, training=False)
+        for score in scores:
+            score.update_state(masks, logits)
+
+    for batch in validation.take(steps) if steps else validation:
+        update(batch[0], batch[1])
+    return {f'val_{score.name}': float(score.result()) for score in scores}
+
+
+def recompute_batchnorm(model: keras.Model, training: TrainingConfig, train_files: List[str],
+                        tf_transform_output: tft.TFTransformOutput, validation: tf.data.Dataset,
+                        description: classes.ClassDescription) -> Dict[str, object]:
+    """Recomputes the trained BatchNorms' statistics of `model` from the training split at its final weights
+    (`modules.precise_batchnorm`) and scores the validation data before and after; says so on the console.
+
+    Args:
+      model: the trained model; changed in place.
+      training: the settings in effect (`precise_batchnorm_images`, the batch size, the validation part).
+      train_files: the transformed training files.
+      tf_transform_output: Transform's output.
+      validation: the validation batches `fit` scored each epoch.
+      description: the dataset's classes.
+
+    Returns:
+      {'images', 'layers', 'before', 'after'}: how many images and layers, and the validation scores before and
+      after; {'images': 0, 'why': ...} when nothing was recomputed.
+    """
+    layers = len(precise_batchnorm.trained_batchnorms(model))
+    if not training.precise_batchnorm_images or not layers:
+        return {'images': 0, 'why': 'training.precise_batchnorm_images is 0' if layers else 'no trained BatchNorm'}
+    split = training.validation_split
+    batches = data.input_fn(train_files, tf_transform_output, training.batch_size, training=True,
+                            shuffle_buffer=training.shuffle_buffer, seed=training.seed, cache=False,
+                            augmentation=None, validation_split=split, subset='fit' if split else None)
+    before = validation_scores(model, validation, training.validation_steps, description)
+    images = precise_batchnorm.recompute(model, batches, training.precise_batchnorm_images)
+    after = validation_scores(model, validation, training.validation_steps, description)
+    logging.getLogger(hparams.PROGRESS_LOGGER).info(
+        'BatchNorm statistics recomputed from %d training images: %s', images,
+        ', '.join(f'{name} {before[name]:.4f} -> {after[name]:.4f}' for name in after))
+    return {'images': images, 'layers': layers, 'before': before, 'after': after}
 
 
 def backup_dir_for(model_run_dir: str, training: TrainingConfig, train_files: List[str], transform_output: str,
@@ -245,9 +298,10 @@ def _fit_callbacks(training: TrainingConfig, backup_dir: str, model_run_dir: str
 
 def _export(model: keras.Model, tf_transform_output: tft.TFTransformOutput, serving_model_dir: str,
             model_run_dir: str, training: TrainingConfig, decided: Dict[str, str], history: Dict[str, list],
-            description: classes.ClassDescription) -> None:
-    """Writes the SavedModel with its classes, history.json and training.json; on a worker other than the chief, a
-    scratch export only (saving may read variables through collectives, so every worker saves)."""
+            description: classes.ClassDescription, batchnorm: Dict[str, object]) -> None:
+    """Writes the SavedModel with its classes, history.json, training.json and batchnorm.json (what
+    `recompute_batchnorm` did); on a worker other than the chief, a scratch export only (saving may read variables
+    through collectives, so every worker saves)."""
     if not distribute.is_chief():
         scratch = tempfile.mkdtemp(prefix=f'petseg-{distribute.task_name()}-')
         signatures.export_serving_model(model, tf_transform_output, scratch, training.test_time_flip)
@@ -258,6 +312,8 @@ def _export(model: keras.Model, tf_transform_output: tft.TFTransformOutput, serv
         json.dump(history, f, indent=1)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINED_SETTINGS_FILE), 'w') as f:
         json.dump({**training.to_custom_config(), hparams.DECIDED_KEY: decided}, f, indent=1)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, BATCHNORM_FILE), 'w') as f:
+        json.dump(batchnorm, f, indent=1)
     signatures.export_serving_model(model, tf_transform_output, serving_model_dir, training.test_time_flip)
     classes.write_to_model(serving_model_dir, description, model.input_shape[1])
 
@@ -307,8 +363,14 @@ def train_and_export(train_files: List[str], eval_files: List[str], transform_ou
     callbacks = _fit_callbacks(training, backup_dir, model_run_dir, history, eval_dataset, description.colors)
     model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
               validation_data=eval_dataset, validation_steps=training.validation_steps, callbacks=callbacks, verbose=0)
-    _export(float32_twin(model, training), tf_transform_output, serving_model_dir, model_run_dir, training, decided,
-            history.values, description)
+    served = float32_twin(model, training)
+    if replicas == 1 and distribute.training_tasks() == 1:
+        batchnorm = recompute_batchnorm(served, training, train_files, tf_transform_output, eval_dataset, description)
+    else:
+        # Outside `fit` a training-mode call would have to gather every replica's batch statistics itself.
+        batchnorm = {'images': 0, 'why': 'distributed training keeps the moving averages'}
+    _export(served, tf_transform_output, serving_model_dir, model_run_dir, training, decided,
+            history.values, description, batchnorm)
     if distribute.is_chief():
         tf.io.gfile.rmtree(backup_dir)
     return history.values

@@ -8,8 +8,9 @@ KerasTuner 1.4 imports Keras 3 (`import keras`), while this stack trains with `t
 stock tuners would call `fit` on our Keras 2 model with Keras 3 callbacks. So `PetsegTuner` keeps KerasTuner
 for what it is good at (oracle, trial bookkeeping, resumable state under the Tuner's working directory) and
 overrides `run_trial` to train each trial with the Trainer's own code (`train.build_model`, `train.datasets`,
-`callbacks.training_callbacks`). A trial scores the best validation mean IoU on the part of the training split
-held out by `validation_split`; the eval split, which blesses the model, is never looked at.
+`callbacks.training_callbacks`). A trial scores the validation mean IoU of the model the Trainer would export
+(its BatchNorm statistics recomputed, `train.recompute_batchnorm`) on the part of the training split held out
+by `validation_split`; the eval split, which blesses the model, is never looked at.
 """
 
 import dataclasses
@@ -63,8 +64,12 @@ class PetsegTuner(kt.Tuner):
         history = model.fit(train_dataset, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
                             validation_data=validation, validation_steps=training.validation_steps,
                             callbacks=callbacks.training_callbacks(training), verbose=0)
-        best = max(history.history[OBJECTIVE])
-        logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: best %s %.4f', trial.trial_id, OBJECTIVE, best)
+        # Scored as the Trainer would export it: with the BatchNorm statistics recomputed at the final weights,
+        # else (none recomputed) by the best epoch.
+        recomputed = train.recompute_batchnorm(model, training, self._train_files, self._transform_output,
+                                               validation, self._description)
+        best = recomputed['after'][OBJECTIVE] if recomputed['images'] else max(history.history[OBJECTIVE])
+        logging.getLogger(hparams.PROGRESS_LOGGER).info('trial %s: %s %.4f', trial.trial_id, OBJECTIVE, best)
         return {OBJECTIVE: best}
 
     def search(self, *args, **kwargs):

@@ -53,6 +53,9 @@ _HELP = {
     'training.train_encoder': 'fine-tune the encoder too (random encoder weights are always trained)',
     'training.dropout': 'dropout rate in the decoder blocks',
     'training.batchnorm_momentum': "every BatchNorm's momentum (default: Keras'; ~0.9 for small data from scratch)",
+    'training.precise_batchnorm_images': "after training, every trained BatchNorm's statistics are recomputed from "
+                                         'up to this many training images at the final weights (0: keep the '
+                                         "moving averages)",
     'training.speed.jit_compile': 'XLA-compile the train step (off: slower on the CPUs measured)',
     'training.speed.subpixel_upsampling': 'every transposed convolution as a sub-pixel convolution, same function and weights',
     'training.steps_per_epoch': 'steps per epoch (default: one pass over the training split)',

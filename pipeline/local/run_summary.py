@@ -21,7 +21,7 @@ from components import tfma_results
 from components.full_size_eval import executor as full_size_executor
 from components.gated_example_validator.executor import DRIFT_PROPERTY, read_anomalies
 from components.tfds_example_gen import recorded
-from modules.hparams import HISTORY_FILE, TRAINED_SETTINGS_FILE
+from modules.hparams import BATCHNORM_FILE, HISTORY_FILE, TRAINED_SETTINGS_FILE
 from pipeline import node_ids
 from pipeline.eval_config import GATED_METRICS, overall_threshold
 
@@ -65,6 +65,8 @@ class RunSummary:
     anomalies: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     drift: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     final_epoch: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # The Trainer's recomputation of the BatchNorm statistics: images, layers, validation scores before and after.
+    batchnorm: Dict[str, object] = dataclasses.field(default_factory=dict)
     # The serving check before the push: blessed, reasons (why not), figures (latency, accuracy, bad requests).
     serving_check: Dict[str, object] = dataclasses.field(default_factory=dict)
     # TfliteExport's report: the SavedModel's figures on the same images, then per variant size, scores,
@@ -196,6 +198,18 @@ def read_trained_settings(model_run_uri: str) -> Dict[str, object]:
     return _read_model_run_json(model_run_uri, TRAINED_SETTINGS_FILE)
 
 
+def _trainer_line(summary: RunSummary) -> str:
+    """The validation scores of the exported model: after the BatchNorm statistics were recomputed, if they were
+    (with the last epoch's before them), else the last epoch's."""
+    names = [name for name in ('val_pixel_accuracy', 'val_mean_iou') if name in summary.final_epoch]
+    if not summary.batchnorm.get('images'):
+        return ', '.join(f'{name.replace("_", " ")} {summary.final_epoch[name]:.3f}' for name in names)
+    after, before = summary.batchnorm['after'], summary.batchnorm['before']
+    return (', '.join(f'{name.replace("_", " ")} {after[name]:.3f}' for name in names if name in after)
+            + ' (BatchNorm statistics recomputed; before: '
+            + ', '.join(f'{before[name]:.3f}' for name in names if name in before) + ')')
+
+
 def _final_epoch(model_run_uri: str) -> Dict[str, float]:
     return {name: values[-1] for name, values in read_history(model_run_uri).items() if values}
 
@@ -254,6 +268,7 @@ def _read_trainer(store, execution, summary: RunSummary) -> None:
     summary.model_run_uri = outputs['model_run'][0].uri if outputs.get('model_run') else None
     if summary.model_run_uri:
         summary.final_epoch = _final_epoch(summary.model_run_uri)
+        summary.batchnorm = _read_model_run_json(summary.model_run_uri, BATCHNORM_FILE)
 
 
 def _read_evaluator(store, execution, summary: RunSummary) -> None:
@@ -360,8 +375,7 @@ def component_figure(summary: RunSummary, node_id: str) -> str:
         drifted = sorted({line.split(':')[0] for lines in summary.drift.values() for line in lines})
         return (found or 'no anomalies') + (f'; drift in {", ".join(drifted)}' if drifted else '')
     if node_id == node_ids.TRAINER and summary.final_epoch:
-        shown = [name for name in ('val_pixel_accuracy', 'val_mean_iou') if name in summary.final_epoch]
-        return ', '.join(f'{name.replace("_", " ")} {summary.final_epoch[name]:.3f}' for name in shown)
+        return _trainer_line(summary)
     if node_id == node_ids.EVALUATOR and summary.blessed is not None:
         shown = ', '.join(f'{name} {summary.candidate_metrics[name]:.3f}' for name in GATED_METRICS
                           if name in summary.candidate_metrics)

@@ -35,6 +35,8 @@ def test_two_replicas_train_one_model_and_export_it(scenario, tmp_path):
     assert 'EPOCHS 2' in output and 'epoch 2/2' in output
     history = json.load(open(os.path.join(args['run'], 'history.json')))
     assert len(history['loss']) == 2 and all(0 <= value <= 1 for value in history['pixel_accuracy'])
+    assert json.load(open(os.path.join(args['run'], 'batchnorm.json'))) == {
+        'images': 0, 'why': 'distributed training keeps the moving averages'}
     # One model, not a replica's: it loads without the strategy and segments a served image.
     loaded = tf.saved_model.load(args['serving'])
     assert set(signatures.expected_signatures(classes.DEFAULT_IMAGE_SIZE, classes.OXFORD_IIIT_PET.num_classes)) <= set(loaded.signatures)

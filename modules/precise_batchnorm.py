@@ -7,7 +7,7 @@ weights it trails far: a U-Net that reached 0.97 pixel accuracy in training on 8
 its eval images, and 0.97 once its statistics were recomputed with its final weights. Recomputing them is
 "precise BN" (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021; Detectron2's PreciseBN hook; pycls):
 with the weights fixed, every trained BatchNorm averages its batch statistics over a sample of training
-images, each layer seeing its inputs as it saw them in training. Frozen BatchNorms (a pretrained encoder's)
+images, augmented as in training, each layer seeing its inputs as it saw them in training. Frozen BatchNorms (a pretrained encoder's)
 keep their statistics: they normalized with them in training too.
 """
 
@@ -37,8 +37,8 @@ def recompute(model: keras.Model, batches: tf.data.Dataset, max_images: int) -> 
 
     Args:
       model: the trained model; changed in place.
-      batches: batches of training images, or tuples whose first element is the images; shuffled, not
-        augmented (the statistics are those of the data the model will see).
+      batches: batches of training images, or tuples whose first element is the images; shuffled and
+        augmented as in training (the weights learned against those statistics).
       max_images: stop after the batch that reaches this many images.
 
     Returns:

@@ -1,6 +1,7 @@
 """Precise BatchNorm statistics: what `recompute` leaves in each layer, which layers it touches, and that the
 Trainer exports the recomputed model (tests/scenario.py's Transform output, trained in a fresh process)."""
 
+import dataclasses
 import json
 import os
 
@@ -10,7 +11,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from modules import data, hparams, model as model_lib, precise_batchnorm
+from modules import classes, data, hparams, model as model_lib, precise_batchnorm, train
 from tests.scenario import train_in_process
 
 
@@ -86,9 +87,10 @@ def test_the_unets_trained_batchnorms_are_found_inside_its_encoder():
 
 @pytest.mark.e2e
 def test_the_trainer_exports_the_model_with_recomputed_statistics(scenario, tmp_path):
-    # One batch holds every training image, so recomputing again below sees the very batch the Trainer saw.
+    # One batch holds every training image, unaugmented, so recomputing again below sees the very batch the
+    # Trainer saw.
     args = scenario.training_job(str(tmp_path), epochs=1, batch_size=32, steps_per_epoch=2, validation_steps=1,
-                                 mixed_bfloat16=False)
+                                 mixed_bfloat16=False, augmentation=hparams.AugmentationConfig(flip=False))
     output = train_in_process(args)
     record = json.load(open(os.path.join(args['run'], hparams.BATCHNORM_FILE)))
     train_count = data.count_examples(args['train'])
@@ -106,3 +108,22 @@ def test_the_trainer_exports_the_model_with_recomputed_statistics(scenario, tmp_
     for layer, (mean, variance) in zip(layers, saved):
         np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-3, atol=1e-4, err_msg=layer.name)
         np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-3, atol=1e-4, err_msg=layer.name)
+
+
+@pytest.mark.e2e
+def test_the_trainers_statistics_come_from_the_training_split_augmented_as_in_training(scenario, tmp_path):
+    args = scenario.training_job(str(tmp_path))
+    transform = tft.TFTransformOutput(args['transform'])
+    inputs = keras.Input(transform.transformed_feature_spec()['image_xf'].shape)
+    first = keras.layers.BatchNormalization()
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(first(inputs)))
+    plain = dataclasses.replace(hparams.from_custom_config(args), augmentation=hparams.AugmentationConfig(flip=False))
+    validation = data.input_fn(args['eval'], transform, 4, training=False, cache=False)
+    record = train.recompute_batchnorm(model, plain, args['train'], transform, validation, classes.OXFORD_IIIT_PET)
+    images = np.concatenate([batch[0].numpy() for batch in data.input_fn(args['train'], transform, 64,
+                                                                          training=False, cache=False)])
+    assert record['images'] == len(images) and record['layers'] == 1
+    np.testing.assert_allclose(first.moving_mean.numpy(), images.mean(axis=(0, 1, 2)), rtol=1e-4)
+    jittered = dataclasses.replace(plain, augmentation=hparams.AugmentationConfig(flip=False, color=1.0))
+    train.recompute_batchnorm(model, jittered, args['train'], transform, validation, classes.OXFORD_IIIT_PET)
+    assert not np.allclose(first.moving_mean.numpy(), images.mean(axis=(0, 1, 2)), rtol=1e-3)

@@ -118,7 +118,9 @@ def run(config: PipelineConfig, output_dir: str, *, direct_num_workers: int = 1,
             from pipeline import platform
             from pipeline.data_source import prepare_data
             from pipeline.pipeline import create_pipeline
+            from pipeline.local import baseline
             config = prepare_data(config, os.path.join(output_dir, 'sample_data'))
+            baseline.check_comparable(config, metadata_path)
             pipeline = create_pipeline(
                 config,
                 pipeline_root=os.path.join(run_dir, 'pipeline_root'),

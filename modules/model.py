@@ -118,7 +118,7 @@ def build_unet(image_size: int = classes.DEFAULT_IMAGE_SIZE, num_classes: int = 
         unet = _build(image_size, num_classes, encoder_weights, train_encoder, dropout, decoder_filters, subpixel,
                       gemm_upsampling, split_skip_logits, mixed_bfloat16)
     if batchnorm_momentum is not None:
-        for layer in _all_layers(unet):
+        for layer in all_layers(unet):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = batchnorm_momentum
     return unet
@@ -167,20 +167,21 @@ def _build(image_size, num_classes, encoder_weights, train_encoder, dropout, dec
     return keras.Model(inputs, logits, name='unet')
 
 
-def _all_layers(layer: keras.layers.Layer):
+def all_layers(layer: keras.layers.Layer):
+    """`layer` and every layer inside it, nested models included, depth first."""
     yield layer
     for child in getattr(layer, 'layers', []):
-        yield from _all_layers(child)
+        yield from all_layers(child)
 
 
 def has_rewritten_layers(model: keras.Model) -> bool:
     """True when a transposed convolution of `model` is computed by one of this module's exact rewrites."""
-    return any(isinstance(layer, ExactConv2DTranspose) for layer in _all_layers(model))
+    return any(isinstance(layer, ExactConv2DTranspose) for layer in all_layers(model))
 
 
 def computes_in_float32(model: keras.Model) -> bool:
     """True when every layer of `model` computes in float32 (no mixed-precision policy anywhere)."""
-    return all(layer.compute_dtype == 'float32' for layer in _all_layers(model))
+    return all(layer.compute_dtype == 'float32' for layer in all_layers(model))
 
 
 def _leaf_layers(layer: keras.layers.Layer, path: str = ''):

@@ -7,8 +7,8 @@ weights it trails far: a U-Net that reached 0.97 pixel accuracy in training on 8
 its eval images, and 0.97 once its statistics were recomputed with its final weights. Recomputing them is
 "precise BN" (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021; Detectron2's PreciseBN hook; pycls):
 with the weights fixed, every trained BatchNorm averages its batch statistics over a sample of training
-images, augmented as in training, each layer seeing its inputs as it saw them in training. Frozen BatchNorms (a pretrained encoder's)
-keep their statistics: they normalized with them in training too.
+images, augmented as in training, each layer seeing its inputs as it saw them in training. Frozen BatchNorms
+(a pretrained encoder's) keep their statistics: they normalized with them in training too.
 """
 
 from typing import List
@@ -16,16 +16,13 @@ from typing import List
 import tensorflow as tf
 import tf_keras as keras
 
+from modules import model as model_lib
+
 
 def trained_batchnorms(model: keras.Model) -> List[keras.layers.BatchNormalization]:
     """The BatchNorm layers of `model` (nested models included) that train, in order."""
-    found, pending = [], [model]
-    while pending:
-        layer = pending.pop(0)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable:
-            found.append(layer)
-        pending[:0] = getattr(layer, 'layers', [])
-    return found
+    return [layer for layer in model_lib.all_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
 def recompute(model: keras.Model, batches: tf.data.Dataset, max_images: int) -> int:
@@ -61,7 +58,6 @@ def recompute(model: keras.Model, batches: tf.data.Dataset, max_images: int) -> 
             mean.assign_add(tf.cast(layer.moving_mean, tf.float32) * weight)
             variance.assign_add(tf.cast(layer.moving_variance, tf.float32) * weight)
 
-    saved = [(tf.identity(layer.moving_mean), tf.identity(layer.moving_variance)) for layer in layers]
     seen = 0
     try:
         for layer in layers:
@@ -75,7 +71,7 @@ def recompute(model: keras.Model, batches: tf.data.Dataset, max_images: int) -> 
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-    for layer, (mean, variance), (old_mean, old_variance) in zip(layers, sums, saved):
-        layer.moving_mean.assign(mean / seen if seen else old_mean)
-        layer.moving_variance.assign(variance / seen if seen else old_variance)
+    for layer, (mean, variance) in zip(layers, sums) if seen else ():
+        layer.moving_mean.assign(mean / seen)
+        layer.moving_variance.assign(variance / seen)
     return seen

@@ -4,11 +4,12 @@ Hyperparameters come from the Trainer's `custom_config` as plain data (`modules.
 imports the pipeline. Training history is written next to TensorBoard's logs in `model_run_dir`
 (`history.json`) for the run report, and TensorBoard gets a few eval predictions as images each epoch.
 Training may compute in mixed bfloat16 (where the hardware has it); the exported model always computes
-in float32, with its BatchNorm statistics recomputed at the final weights (`recompute_batchnorm`). Every epoch is backed up (Keras `BackupAndRestore`) under a directory that depends only on the
-Trainer's inputs and settings, so rerunning the pipeline after a kill or a preemption resumes from the last
-finished epoch; the backup is removed once the model is exported. Training runs under the `tf.distribute`
-strategy the environment calls for (`modules.distribute`: several workers in TF_CONFIG, several GPUs, or one
-device); `batch_size` is per replica, and only the chief writes the model, history and TensorBoard logs.
+in float32, with its BatchNorm statistics recomputed at the final weights (`recompute_batchnorm`). Every epoch
+is backed up (Keras `BackupAndRestore`) under a directory that depends only on the Trainer's inputs and
+settings, so rerunning the pipeline after a kill or a preemption resumes from the last finished epoch; the
+backup is removed once the model is exported. Training runs under the `tf.distribute` strategy the environment
+calls for (`modules.distribute`: several workers in TF_CONFIG, several GPUs, or one device); `batch_size` is
+per replica, and only the chief writes the model, history and TensorBoard logs.
 """
 
 import dataclasses

@@ -93,7 +93,7 @@ def test_mixed_bfloat16_logits_in_bf16_cast_to_float32_and_a_frozen_encoder_in_f
 
 def test_batchnorm_momentum_reaches_every_batchnorm():
     unet = model_lib.build_unet(encoder_weights='none', batchnorm_momentum=0.9)
-    momenta = {layer.momentum for layer in model_lib._all_layers(unet)
+    momenta = {layer.momentum for layer in model_lib.all_layers(unet)
                if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.9}
 
@@ -181,7 +181,7 @@ def test_rewritten_layers_refuse_shapes_they_are_not_exact_for(rewrite):
 
 def test_gemm_upsampling_rewrites_the_decoders_4x4_and_8x8_blocks_only():
     unet = model_lib.build_unet(gemm_upsampling=True, mixed_bfloat16=True)
-    rewritten = [layer.name for layer in model_lib._all_layers(unet) if isinstance(layer, layers.GemmConv2DTranspose)]
+    rewritten = [layer.name for layer in model_lib.all_layers(unet) if isinstance(layer, layers.GemmConv2DTranspose)]
     assert len(rewritten) == 2
     assert [unet.get_layer(f'upsample_{i}').input_shape[1] for i in range(4)] == [4, 8, 16, 32]
     assert [isinstance(unet.get_layer(f'upsample_{i}').layers[0], layers.GemmConv2DTranspose)
@@ -218,6 +218,6 @@ def test_weights_saved_with_stock_layers_load_into_a_rewritten_unet(rewrite, opt
     rewritten = model_lib.build_unet(image_size=64, **{option: True})
     rewritten.load_weights(str(tmp_path / 'stock')).assert_existing_objects_matched()
     assert rewritten.count_params() == stock.count_params()
-    assert any(isinstance(layer, rewrite) for layer in model_lib._all_layers(rewritten))
+    assert any(isinstance(layer, rewrite) for layer in model_lib.all_layers(rewritten))
     np.testing.assert_allclose(rewritten(images, training=False).numpy(), stock(images, training=False).numpy(),
                                atol=1e-4, rtol=1e-4)

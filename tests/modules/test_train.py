@@ -93,7 +93,7 @@ def test_split_skip_logits_is_on_unless_configured_or_the_subpixel_form_is_asked
 
 
 def _gemm_layers(model):
-    return [layer for layer in model_lib._all_layers(model) if isinstance(layer, layers.GemmConv2DTranspose)]
+    return [layer for layer in model_lib.all_layers(model) if isinstance(layer, layers.GemmConv2DTranspose)]
 
 
 def test_a_bfloat16_trained_model_is_exported_as_a_float32_twin():

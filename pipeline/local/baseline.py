@@ -13,21 +13,16 @@ and a 160 px candidate of the same pets were compared and the candidate blessed)
 import os
 from typing import Optional
 
-import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
-
 from modules import classes, paths
 from pipeline.config import PipelineConfig
+from pipeline.local import run_summary
 
 
 def latest_blessed_model(metadata_path: str) -> Optional[str]:
     """The serving directory of the newest model an Evaluator blessed in this MLMD store; None if none."""
     if not os.path.exists(metadata_path):
         return None
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = metadata_path
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = mlmd.MetadataStore(connection)
+    store = run_summary.read_only_store(metadata_path)
     blessings = [b for b in store.get_artifacts_by_type('ModelBlessing')
                  if b.custom_properties['blessed'].int_value == 1 and 'current_model_id' in b.custom_properties]
     if not blessings:

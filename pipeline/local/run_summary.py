@@ -88,7 +88,8 @@ class RunSummary:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
-def _store(metadata_path: str) -> mlmd.MetadataStore:
+def read_only_store(metadata_path: str) -> mlmd.MetadataStore:
+    """A read-only connection to the MLMD SQLite file `metadata_path`."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
@@ -338,13 +339,13 @@ def read_run_summary(metadata_path: str, pipeline_name: str, only: Optional[Coll
     Raises:
       ValueError: no run of that pipeline is recorded.
     """
-    store = _store(metadata_path)
+    store = read_only_store(metadata_path)
     return _summary(store, pipeline_name, _runs(store, pipeline_name, metadata_path)[-1], only)
 
 
 def read_run_summaries(metadata_path: str, pipeline_name: str) -> List[RunSummary]:
     """Every run of `pipeline_name` recorded in an SQLite MLMD database, oldest first (see `read_run_summary`)."""
-    store = _store(metadata_path)
+    store = read_only_store(metadata_path)
     return [_summary(store, pipeline_name, run) for run in _runs(store, pipeline_name, metadata_path)]
 
 
